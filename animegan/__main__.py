@@ -1,0 +1,3 @@
+from animegan.cli import main
+
+main()

@@ -1,0 +1,287 @@
+"""The `animegan` command line: thin click commands that build a config and call one stage.
+
+TensorFlow is imported lazily inside the commands that need it, so `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from animegan import __version__
+from animegan.errors import UserError
+
+EXAMPLES = """
+\b
+Examples:
+  animegan demo-data anime/ --n 2000        draw synthetic faces to try things on
+  animegan preprocess anime/ face/          clean, resize and dedupe into a training set
+  animegan train --epochs 500               train on face/ (see configs/default.yaml)
+  animegan train --config demo --epochs 5   a quick CPU run that shows faces forming
+  animegan sample --n 16                    a 4x4 grid from the newest run
+  animegan evaluate --real face/            SWD (and FID/KID) of the newest run
+  animegan export runs/default-001 --format tflite --out g.tflite
+  animegan config show --set train.g_lr=1e-4
+"""
+
+
+def quiet_tensorflow(verbose: bool) -> None:
+    """Hide TensorFlow's start-up noise (cuInit, remapper, oneDNN banners) unless --verbose."""
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+class CleanErrors(click.Group):
+    """Turn UserError into one line and exit 2; Ctrl-C into exit 130."""
+
+    def invoke(self, ctx: click.Context):
+        verbose = bool(ctx.params.get("verbose"))
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            if verbose:
+                traceback.print_exc()
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def config_options(func):
+    """--config and --set, shared by every command that reads the config."""
+    func = click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any config key (repeatable).")(func)
+    func = click.option("--config", "config_path", metavar="FILE", help="YAML config file, or the name of one in configs/ (default: configs/default.yaml).")(func)
+    return func
+
+
+def build_config(config_path, sets, **overrides):
+    from animegan.config import load_config
+
+    return load_config(config_path or _default_config_path(), overrides, sets)
+
+
+def _default_config_path():
+    from animegan.config import CONFIG_DIR
+
+    default = CONFIG_DIR / "default.yaml"
+    return default if default.is_file() else None
+
+
+@click.group(cls=CleanErrors, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="animegan")
+@click.option("-v", "--verbose", is_flag=True, help="Show TensorFlow's log and full tracebacks.")
+@click.pass_context
+def cli(ctx, verbose):
+    """Train a DCGAN on a folder of anime faces and sample new ones."""
+    ctx.obj = {"verbose": verbose}
+    quiet_tensorflow(verbose)
+
+
+@cli.command("demo-data")
+@click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--n", "n", default=2000, show_default=True, type=click.IntRange(1), help="How many faces to draw.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same pictures.")
+def demo_data(dst, n, seed):
+    """Draw synthetic anime-style faces (JPEG and PNG, 96-512 px) into DST.
+
+    \b
+    Example: animegan demo-data anime/ --n 2000
+    """
+    from animegan.demo_data import write_demo_faces
+
+    written = write_demo_faces(dst, n=n, seed=seed)
+    click.echo(f"wrote {written} faces to {dst}")
+
+
+@cli.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path), required=False)
+@config_options
+@click.option("--size", type=int, help="Output side in pixels [data.size].")
+@click.option("--color/--grayscale", "color", default=None, help="RGB or grayscale output [data.channels].")
+@click.option("--fit", type=click.Choice(["crop", "pad", "stretch"]), help="Non-square images: centre crop, pad or stretch [preprocess.fit].")
+@click.option("--limit", type=click.IntRange(0), help="Write at most N images, 0 = all [data.limit].")
+@click.option("--workers", type=click.IntRange(0), help="Worker processes, 0 = one per core [preprocess.workers].")
+@click.option("--keep-duplicates", is_flag=True, default=None, help="Keep byte-identical outputs [preprocess.dedupe].")
+@click.option("--crop-faces", is_flag=True, default=None, help="Write one crop per detected face [preprocess.crop_faces].")
+@click.option("--cascade", type=click.Path(path_type=Path), help="OpenCV cascade XML for --crop-faces [preprocess.cascade].")
+@click.option("--overwrite", is_flag=True, help="Redo images already written instead of skipping them.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def preprocess(src, dst, config_path, sets, size, color, fit, limit, workers, keep_duplicates, crop_faces, cascade, overwrite, quiet):
+    """Turn a folder of images (any size and format) into a clean training set.
+
+    Writes SRC's images to DST (default: data.dir from the config) as PNGs of the configured
+    size and colour, drops duplicates and broken files, and writes DST/preprocess.json.
+
+    \b
+    Example: animegan preprocess anime/ face/ --size 64 --color
+    """
+    cfg = build_config(
+        config_path,
+        sets,
+        **{
+            "data.size": size,
+            "data.channels": None if color is None else (3 if color else 1),
+            "preprocess.fit": fit,
+            "data.limit": limit,
+            "preprocess.workers": workers,
+            "preprocess.dedupe": None if keep_duplicates is None else not keep_duplicates,
+            "preprocess.crop_faces": crop_faces,
+            "preprocess.cascade": None if cascade is None else str(cascade),
+        },
+    )
+    from animegan.preprocess import run_preprocess
+
+    run_preprocess(src, dst if dst is not None else Path(cfg.data.dir), cfg, overwrite=overwrite, show_progress=not quiet)
+
+
+@cli.command()
+@config_options
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Preprocessed training folder [data.dir].")
+@click.option("--epochs", type=click.IntRange(1), help="Total epochs the run should reach, also on --resume [train.epochs].")
+@click.option("--batch-size", type=click.IntRange(1), help="Global batch size [train.batch_size].")
+@click.option("--lr", type=float, help="Learning rate of both networks [train.g_lr, train.d_lr].")
+@click.option("--seed", type=int, help="Seed for weights, noise and shuffling [train.seed].")
+@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]), help="[train.precision]")
+@click.option("--xla", type=click.Choice(["auto", "on", "off"]), help="[train.xla]")
+@click.option("--augment", help="DiffAugment ops, e.g. translation,cutout,color; '' for none [train.augment].")
+@click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]), help="[train.strategy]")
+@click.option("--name", help="Run folder name under train.runs_dir [train.name].")
+@click.option("--resume", type=click.Path(path_type=Path), help="Continue the run in this folder from its latest checkpoint.")
+def train(config_path, sets, data_dir, epochs, batch_size, lr, seed, precision, xla, augment, strategy, name, resume):
+    """Train the DCGAN on the preprocessed images; checkpoints and samples go to runs/<name>/.
+
+    \b
+    Examples:
+      animegan train --epochs 500
+      animegan train --config demo --epochs 5
+      animegan train --resume runs/default-001 --epochs 600
+    """
+    overrides = {
+        "data.dir": None if data_dir is None else str(data_dir),
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "train.g_lr": lr,
+        "train.d_lr": lr,
+        "train.seed": seed,
+        "train.precision": precision,
+        "train.xla": xla,
+        "train.augment": augment,
+        "train.strategy": strategy,
+        "train.name": name,
+    }
+    from animegan.train import train as run_training
+
+    if resume is not None:
+        from animegan.rundir import config_for_resume
+
+        cfg = config_for_resume(resume, config_path, overrides, sets)
+    else:
+        cfg = build_config(config_path, sets, **overrides)
+    run_training(cfg, resume=resume)
+
+
+@cli.command()
+@click.option("--n", "n", default=16, show_default=True, type=int, help="How many images.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="Run folder (default: the newest under runs/).")
+@click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Noise seed: same seed and checkpoint, same PNG.")
+@click.option("--out", type=click.Path(path_type=Path), help="Output file (default: in the run's samples/).")
+@click.option("--cols", type=click.IntRange(1), help="Grid columns (default: near-square).")
+@click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 16), help="Integer upscale for viewing.")
+@click.option("--separate", type=click.Path(file_okay=False, path_type=Path), help="Also write one PNG per image here.")
+@click.option("--truncation", type=click.FloatRange(0, min_open=True), help="Resample noise components beyond this value.")
+@click.option("--interpolate", type=click.IntRange(2), help="Write a GIF walking through K latent points.")
+@click.option("--frames", default=16, show_default=True, type=click.IntRange(2), help="Frames between two points of a walk.")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs.")
+def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation, interpolate, frames, runs_dir):
+    """Decode noise into a PNG grid (or a GIF walk) with a trained generator.
+
+    \b
+    Examples:
+      animegan sample --n 16
+      animegan sample --n 64 --seed 3 --scale 2 --out faces.png
+      animegan sample --n 4 --interpolate 5 --frames 24 --out walk.gif
+    """
+    from animegan.sample import sample_command
+
+    path = sample_command(
+        n=n, run_dir=run_dir, checkpoint=checkpoint, seed=seed, out=out, cols=cols, scale=scale,
+        separate=separate, truncation=truncation, interpolate=interpolate, frames=frames, runs_dir=runs_dir,
+    )
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel", "tflite"]), default="keras", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file or folder.")
+@click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True)
+def export(run_dir, fmt, out, checkpoint, runs_dir):
+    """Write the generator (EMA weights) as a .keras file, a SavedModel or a TFLite model.
+
+    \b
+    Example: animegan export runs/default-001 --format savedmodel --out generator/
+    """
+    from animegan.export import export_generator
+
+    path = export_generator(run_dir=run_dir, fmt=fmt, out=out, checkpoint=checkpoint, runs_dir=runs_dir)
+    click.echo(str(path))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@click.option("--real", type=click.Path(path_type=Path), help="Preprocessed real images (default: the run's data.dir).")
+@click.option("--n", "n", default=5000, show_default=True, type=click.IntRange(2), help="Images to generate and compare.")
+@click.option("--metrics", "metric_names", default="swd", show_default=True, help="Comma list of swd, fid, kid.")
+@click.option("--inception-weights", type=click.Path(path_type=Path), help="Local InceptionV3 weights file (.h5) for fid/kid.")
+@click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True)
+def evaluate(run_dir, real, n, metric_names, inception_weights, checkpoint, seed, runs_dir):
+    """Score a run's generator against real images (SWD; FID and KID with Inception weights).
+
+    \b
+    Example: animegan evaluate runs/default-001 --real face/ --metrics swd,fid
+    """
+    from animegan.metrics import evaluate_run
+
+    results = evaluate_run(
+        run_dir=run_dir, real=real, n=n, metric_names=metric_names, inception_weights=inception_weights,
+        checkpoint=checkpoint, seed=seed, runs_dir=runs_dir,
+    )
+    for key, value in results.items():
+        click.echo(f"{key}: {value:.4f}")
+
+
+@cli.group()
+def config():
+    """Inspect configs."""
+
+
+@config.command("show")
+@config_options
+def config_show(config_path, sets):
+    """Print the effective config as YAML.
+
+    \b
+    Example: animegan config show --config demo --set train.epochs=3
+    """
+    click.echo(build_config(config_path, sets).to_yaml(), nl=False)
+
+
+def main():
+    cli(prog_name="animegan")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Typed configuration: dataclass defaults, YAML files, `--set` overrides and validation.
+
+The dataclass defaults below are the default config; `configs/default.yaml` spells out the
+same values (a test keeps the two equal). Every other YAML file overrides some of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from animegan.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    dir: str = "face"  # the preprocessed training set
+    size: int = 56  # images are size x size
+    channels: int = 1  # 1 = grayscale, 3 = RGB
+    limit: int = 20000  # at most this many training images (0 = no limit)
+
+
+@dataclass
+class PreprocessConfig:
+    fit: str = "crop"  # how non-square images become square: crop | pad | stretch
+    dedupe: bool = True  # drop byte-identical outputs
+    workers: int = 0  # 0 = one per CPU core
+    crop_faces: bool = False  # detect faces with an OpenCV cascade and crop each
+    cascade: Union[str, None] = None  # path to the cascade XML (needed by crop_faces)
+    face_margin: float = 0.25  # margin around each detected face, as a fraction of its size
+
+
+@dataclass
+class ModelConfig:
+    noise_dim: int = 160
+    g_width: int = 256  # channels after the generator's dense layer; halved by each upsampling
+    g_kernel: int = 5
+    d_widths: list = field(default_factory=lambda: [64, 128])  # one stride-2 conv per entry
+    d_kernel: int = 5
+    d_dropout: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 500
+    batch_size: int = 256
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema_decay: float = 0.999  # 0 turns the generator EMA off
+    ema_rampup: float = 0.05  # EMA half-life grows to this fraction of the images seen (0 = off)
+    augment: str = "translation,cutout"  # DiffAugment ops, comma-separated; "" = none
+    precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16
+    xla: str = "auto"  # auto | on | off
+    strategy: str = "auto"  # auto | default | mirrored | multiworker
+    seed: int = 0
+    save_every: int = 1  # epochs between checkpoints
+    keep_checkpoints: int = 3
+    sample_every: int = 1  # epochs between sample grids
+    eval_every: int = 0  # epochs between cheap metric runs (0 = never)
+    eval_metric: str = "swd"
+    runs_dir: str = "runs"
+    name: Union[str, None] = None  # run folder name; default: <config name>-<counter>
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = "default"  # the config's name: the stem of its file
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+CHOICES = {
+    "preprocess.fit": ("crop", "pad", "stretch"),
+    "train.precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
+    "train.xla": ("auto", "on", "off"),
+    "train.strategy": ("auto", "default", "mirrored", "multiworker"),
+    "train.eval_metric": ("swd", "fid", "kid"),
+    "data.channels": (1, 3),
+}
+AUGMENT_OPS = ("translation", "cutout", "color")
+
+# (low, high) inclusive; None = unbounded on that side.
+RANGES = {
+    "data.size": (16, 512),
+    "data.limit": (0, None),
+    "preprocess.workers": (0, 256),
+    "preprocess.face_margin": (0.0, 2.0),
+    "model.noise_dim": (1, 4096),
+    "model.g_width": (8, 4096),
+    "model.g_kernel": (1, 9),
+    "model.d_kernel": (1, 9),
+    "model.d_dropout": (0.0, 0.9),
+    "train.epochs": (1, None),
+    "train.batch_size": (1, 65536),
+    "train.g_lr": (0.0, 1.0),
+    "train.d_lr": (0.0, 1.0),
+    "train.beta1": (0.0, 0.9999),
+    "train.beta2": (0.0, 0.9999),
+    "train.ema_decay": (0.0, 0.99999),
+    "train.ema_rampup": (0.0, 1.0),
+    "train.save_every": (1, None),
+    "train.keep_checkpoints": (1, 1000),
+    "train.sample_every": (1, None),
+    "train.eval_every": (0, None),
+}
+
+
+def generator_base(size: int) -> tuple[int, int]:
+    """Split `size` into base * 2**k with 3 <= base <= 8: the generator's starting grid and its upsamplings."""
+    k = 0
+    while size % 2 == 0 and size // 2 >= 3 and size > 8:
+        size //= 2
+        k += 1
+    if k == 0 or not 3 <= size <= 8:
+        raise ValueError
+    return size, k
+
+
+def valid_sizes(low: int = 16, high: int = 256) -> list[int]:
+    sizes = []
+    for s in range(low, high + 1):
+        try:
+            generator_base(s)
+            sizes.append(s)
+        except ValueError:
+            pass
+    return sizes
+
+
+def _sections(cfg: Config) -> dict[str, Any]:
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))}
+
+
+def all_keys() -> list[str]:
+    cfg = Config()
+    keys = ["name"]
+    for section, obj in _sections(cfg).items():
+        keys += [f"{section}.{f.name}" for f in dataclasses.fields(obj)]
+    return keys
+
+
+def _did_you_mean(key: str) -> str:
+    close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.4)
+    if not close:
+        short = key.split(".")[-1]
+        close = [k for k in all_keys() if k.split(".")[-1] == short] or difflib.get_close_matches(
+            short, [k.split(".")[-1] for k in all_keys()], n=1
+        )
+        close = [k for k in all_keys() if close and k.split(".")[-1] == close[0].split(".")[-1]]
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _coerce(key: str, value: Any, type_hint: Any, source: str) -> Any:
+    """Check `value` against the field's type, converting strings from `--set` where it is safe."""
+    optional = get_origin(type_hint) is Union and type(None) in get_args(type_hint)
+    if optional:
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "")):
+            return None
+        type_hint = next(a for a in get_args(type_hint) if a is not type(None))
+    wanted = type_hint
+    if wanted is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+    elif wanted is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif wanted is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif wanted is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif wanted is list:
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return value
+        raise UserError(f"{source}: '{key}' must be a list of integers, like [64, 128]; got {value!r}")
+    type_name = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[wanted]
+    raise UserError(f"{source}: '{key}' must be {type_name}; got {value!r}")
+
+
+def _set_key(cfg: Config, key: str, value: Any, source: str) -> None:
+    parts = key.split(".")
+    sections = _sections(cfg)
+    if len(parts) == 1 and parts[0] == "name":
+        cfg.name = str(value)
+        return
+    if len(parts) != 2 or parts[0] not in sections:
+        raise UserError(f"{source}: unknown config key '{key}'{_did_you_mean(key)}")
+    obj = sections[parts[0]]
+    hints = get_type_hints(type(obj))
+    if parts[1] not in hints:
+        raise UserError(f"{source}: unknown config key '{key}'{_did_you_mean(key)}")
+    setattr(obj, parts[1], _coerce(key, value, hints[parts[1]], source))
+
+
+def _flatten(data: dict, source: str) -> dict[str, Any]:
+    flat = {}
+    for section, body in data.items():
+        if isinstance(body, dict):
+            for key, value in body.items():
+                flat[f"{section}.{key}"] = value
+        else:
+            flat[str(section)] = body
+    return flat
+
+
+def validate(cfg: Config, source: str = "config") -> Config:
+    """Check every range and choice; raise UserError naming the key and what is allowed."""
+    flat = _flatten(cfg.to_dict(), source)
+    for key, choices in CHOICES.items():
+        if flat[key] not in choices:
+            raise UserError(f"{source}: '{key}' is {flat[key]!r}; choose one of {', '.join(map(str, choices))}")
+    for key, (low, high) in RANGES.items():
+        value = flat[key]
+        if (low is not None and value < low) or (high is not None and value > high):
+            allowed = f"{low} to {high}" if high is not None else f">= {low}"
+            raise UserError(f"{source}: '{key}' is {value}; allowed: {allowed}")
+    try:
+        generator_base(cfg.data.size)
+    except ValueError:
+        raise UserError(
+            f"{source}: 'data.size' {cfg.data.size} cannot be built as base*2^k with base 3..8; "
+            f"valid sizes include {', '.join(map(str, valid_sizes()))}"
+        ) from None
+    ops = [op.strip() for op in cfg.train.augment.split(",") if op.strip()]
+    for op in ops:
+        if op not in AUGMENT_OPS:
+            raise UserError(f"{source}: 'train.augment' has unknown op '{op}'; use a comma list of {', '.join(AUGMENT_OPS)}")
+    if not cfg.model.d_widths or any(w < 1 for w in cfg.model.d_widths):
+        raise UserError(f"{source}: 'model.d_widths' must be a non-empty list of positive integers")
+    if cfg.model.g_width >> generator_base(cfg.data.size)[1] < 1:
+        raise UserError(f"{source}: 'model.g_width' {cfg.model.g_width} is too small to halve for every upsampling")
+    if cfg.preprocess.crop_faces and not cfg.preprocess.cascade:
+        raise UserError(f"{source}: 'preprocess.crop_faces' needs 'preprocess.cascade', the path of an OpenCV cascade XML")
+    return cfg
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """Accept a file path, or the name of a file in configs/ ('demo' -> configs/demo.yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    named = CONFIG_DIR / f"{name_or_path}.yaml"
+    if named.is_file():
+        return named
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) if CONFIG_DIR.is_dir() else "none"
+    raise UserError(f"config file '{name_or_path}' not found; give a YAML path or one of: {known}")
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Config:
+    for key, value in overrides.items():
+        _set_key(cfg, key, value, source)
+    return cfg
+
+
+def parse_set_options(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    """Turn `--set section.key=value` strings into a dict, parsing values as YAML scalars."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise UserError(f"--set '{item}' needs the form section.key=value, e.g. --set train.g_lr=0.0002")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, sets: tuple[str, ...] = ()) -> Config:
+    """Build the effective config: defaults <- YAML file <- stage flags <- `--set` items, then validate."""
+    cfg = Config()
+    source = "defaults"
+    if path is not None:
+        file = resolve_config_path(str(path))
+        source = str(file)
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise UserError(f"{file}: not valid YAML{where}; fix the syntax") from None
+        except OSError as exc:
+            raise UserError(f"{file}: cannot read ({exc.strerror})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{file}: expected a mapping of sections (data:, model:, train:, ...)")
+        cfg.name = file.stem
+        apply_overrides(cfg, _flatten(data, source), source)
+    apply_overrides(cfg, {k: v for k, v in (overrides or {}).items() if v is not None}, "command line")
+    apply_overrides(cfg, parse_set_options(sets), "--set")
+    return validate(cfg, source)
+
+
+def config_from_dict(data: dict, source: str) -> Config:
+    """Rebuild a config saved in a run directory."""
+    cfg = Config()
+    apply_overrides(cfg, _flatten(data, source), source)
+    return validate(cfg, source)
