@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny configs and runs that train in seconds."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest
+
+from animegan.config import Config
+
+
+def tiny_config(tmp_path, **train) -> Config:
+    """A 16x16 grayscale config with small networks: one epoch takes well under a second."""
+    cfg = Config(name="tiny")
+    cfg.data.dir = str(tmp_path / "face")
+    cfg.data.size = 16
+    cfg.data.channels = 1
+    cfg.data.limit = 0
+    cfg.model.noise_dim = 8
+    cfg.model.g_width = 16
+    cfg.model.d_widths = [8, 16]
+    cfg.model.g_kernel = 3
+    cfg.model.d_kernel = 3
+    cfg.train.batch_size = 8
+    cfg.train.epochs = 1
+    cfg.train.runs_dir = str(tmp_path / "runs")
+    cfg.train.precision = "float32"
+    for key, value in train.items():
+        setattr(cfg.train, key, value)
+    return cfg
+
+
+@pytest.fixture
+def fake_run(tmp_path):
+    """A run directory with a config and one checkpoint of an untrained generator (epoch 1)."""
+    import tensorflow as tf
+
+    from animegan.models import build_generator
+    from animegan.rundir import CHECKPOINT_PREFIX, checkpoint_dir, save_config
+
+    cfg = tiny_config(tmp_path)
+    run = tmp_path / "runs" / "tiny-001"
+    save_config(run, cfg)
+    generator = build_generator(cfg.model, cfg.data.size, cfg.data.channels)
+    ckpt = tf.train.Checkpoint(ema_generator=generator, epoch=tf.Variable(1, dtype=tf.int64))
+    tf.train.CheckpointManager(ckpt, checkpoint_dir(run), max_to_keep=3, checkpoint_name=CHECKPOINT_PREFIX).save(checkpoint_number=1)
+    return run
