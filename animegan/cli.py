@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -34,6 +35,30 @@ def quiet_tensorflow(verbose: bool) -> None:
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+@contextmanager
+def stderr_silenced(enabled: bool):
+    """Point file descriptor 2 at /dev/null: TensorFlow's C++ start-up log ignores TF_CPP_MIN_LOG_LEVEL."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow once, hiding its start-up noise unless --verbose."""
+    verbose = click.get_current_context().find_root().params.get("verbose", False)
+    with stderr_silenced(not verbose):
+        import tensorflow  # noqa: F401
 
 
 class CleanErrors(click.Group):
@@ -178,6 +203,7 @@ def train(config_path, sets, data_dir, epochs, batch_size, lr, seed, precision, 
         "train.strategy": strategy,
         "train.name": name,
     }
+    import_tensorflow()
     from animegan.train import train as run_training
 
     if resume is not None:
@@ -211,6 +237,7 @@ def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation,
       animegan sample --n 64 --seed 3 --scale 2 --out faces.png
       animegan sample --n 4 --interpolate 5 --frames 24 --out walk.gif
     """
+    import_tensorflow()
     from animegan.sample import sample_command
 
     path = sample_command(
@@ -232,6 +259,7 @@ def export(run_dir, fmt, out, checkpoint, runs_dir):
     \b
     Example: animegan export runs/default-001 --format savedmodel --out generator/
     """
+    import_tensorflow()
     from animegan.export import export_generator
 
     path = export_generator(run_dir=run_dir, fmt=fmt, out=out, checkpoint=checkpoint, runs_dir=runs_dir)
@@ -253,6 +281,7 @@ def evaluate(run_dir, real, n, metric_names, inception_weights, checkpoint, seed
     \b
     Example: animegan evaluate runs/default-001 --real face/ --metrics swd,fid
     """
+    import_tensorflow()
     from animegan.metrics import evaluate_run
 
     results = evaluate_run(

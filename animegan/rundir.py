@@ -1,7 +1,7 @@
 """Where things live in a run directory, and how to find runs and checkpoints again.
 
     runs/<name>/config.yaml         the resolved config the run trains with
-    runs/<name>/checkpoints/        tf.train.Checkpoint files, ckpt-<epoch>
+    runs/<name>/checkpoints/        tf.train.Checkpoint files, ckpt-<step>
     runs/<name>/samples/            epoch_0001.png ... (EMA generator on fixed noise)
     runs/<name>/metrics.jsonl       one JSON line per epoch (and per evaluation)
     runs/<name>/losses.png          loss and D-output curves
@@ -80,13 +80,21 @@ def find_run(run: Path | None, runs_dir: Path) -> Path:
 
 
 def checkpoint_epochs(run: Path) -> dict[int, str]:
-    """Epoch -> checkpoint prefix, for every complete checkpoint in the run."""
+    """Epoch -> checkpoint prefix. Checkpoints are numbered by step; an epoch maps to the earliest
+    checkpoint that has completed it (a Ctrl-C save mid-way through the next epoch comes later)."""
     found = {}
-    for index in checkpoint_dir(run).glob(f"{CHECKPOINT_PREFIX}-*.index"):
-        match = re.fullmatch(rf"{CHECKPOINT_PREFIX}-(\d+)\.index", index.name)
-        if match:
-            found[int(match.group(1))] = str(index.with_suffix(""))
+    for index in sorted(checkpoint_dir(run).glob(f"{CHECKPOINT_PREFIX}-*.index"), key=_step_of, reverse=True):
+        prefix = str(index.with_suffix(""))
+        try:
+            found[checkpoint_epoch(prefix)] = prefix
+        except Exception:  # an unreadable checkpoint is simply not offered
+            continue
     return found
+
+
+def _step_of(index: Path) -> int:
+    match = re.fullmatch(rf"{CHECKPOINT_PREFIX}-(\d+)\.index", index.name)
+    return int(match.group(1)) if match else -1
 
 
 def resolve_checkpoint(run: Path, checkpoint: str | None = None) -> str:
