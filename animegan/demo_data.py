@@ -319,7 +319,7 @@ def _draw_mouth(image, pose, rng) -> None:
 
 
 def _draw_front_hair(image, pose, rng, look) -> None:
-    """The hair cap with its fringe of pointed bangs and two side locks, then a shine arc."""
+    """The hair cap with its fringe of pointed bangs and two side locks, its shine, maybe an ahoge."""
     hair = look["hair"]
     cap = _ellipse(0, -0.15, 1.18, 1.27, 180, 360)  # left side, over the crown, to the right side
     lock_length = rng.uniform(0.35, 1.0)
