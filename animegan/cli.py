@@ -203,15 +203,16 @@ def train(config_path, sets, data_dir, epochs, batch_size, lr, seed, precision, 
         "train.strategy": strategy,
         "train.name": name,
     }
-    import_tensorflow()
-    from animegan.train import train as run_training
-
     if resume is not None:
         from animegan.rundir import config_for_resume
 
         cfg = config_for_resume(resume, config_path, overrides, sets)
     else:
         cfg = build_config(config_path, sets, **overrides)
+    # Imported only now: it pulls in TensorFlow, and a config error should not wait for that.
+    import_tensorflow()
+    from animegan.train import train as run_training
+
     run_training(cfg, resume=resume)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -245,7 +246,8 @@ def validate(cfg: Config, source: str = "config") -> Config:
             raise UserError(f"{source}: '{key}' is {flat[key]!r}; choose one of {', '.join(map(str, choices))}")
     for key, (low, high) in RANGES.items():
         value = flat[key]
-        if (low is not None and value < low) or (high is not None and value > high):
+        # nan passes both comparisons (they are false), so it is rejected by name.
+        if math.isnan(value) or (low is not None and value < low) or (high is not None and value > high):
             allowed = f"{low} to {high}" if high is not None else f">= {low}"
             raise UserError(f"{source}: '{key}' is {value}; allowed: {allowed}")
     try:
@@ -316,13 +318,22 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise UserError(f"{file}: not valid YAML{where}; fix the syntax") from None
         except OSError as exc:
             raise UserError(f"{file}: cannot read ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{file}: not UTF-8 text; give a YAML config file") from None
         if not isinstance(data, dict):
             raise UserError(f"{file}: expected a mapping of sections (data:, model:, train:, ...)")
         cfg.name = file.stem
         apply_overrides(cfg, _flatten(data, source), source)
-    apply_overrides(cfg, {k: v for k, v in (overrides or {}).items() if v is not None}, "command line")
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    apply_overrides(cfg, flags, "command line")
     apply_overrides(cfg, parse_set_options(sets), "--set")
-    return validate(cfg, source)
+    # A bad value may come from any layer, so name every layer that set something.
+    layers = [source]
+    if flags:
+        layers.append("command line")
+    if sets:
+        layers.append("--set")
+    return validate(cfg, " + ".join(layers))
 
 
 def config_from_dict(data: dict, source: str) -> Config:

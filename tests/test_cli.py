@@ -1,0 +1,159 @@
+"""The command line: help, version, clean one-line errors, Ctrl-C, config show, and lazy imports."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import animegan
+from animegan.cli import cli
+from animegan.config import CONFIG_DIR, load_config
+
+COMMANDS = ["demo-data", "preprocess", "train", "sample", "export", "evaluate", "config"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def restore_tensorflow_log_env(monkeypatch):
+    """The CLI sets TensorFlow's log-level variables; keep them from leaking into other tests."""
+    for name in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), prog_name="animegan")
+
+
+def assert_clean_error(result, exit_code: int = 2) -> str:
+    """Exit code, nothing on stdout, and exactly one 'error:' line on stderr, no traceback."""
+    assert result.exit_code == exit_code, result.output
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+# --- help and version -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_every_command(flag):
+    result = run(flag)
+    assert result.exit_code == 0
+    listed = result.stdout.split("Commands:")[1]
+    for command in COMMANDS:
+        assert f"  {command} " in listed
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert f"animegan {command}" in result.stdout
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"animegan, version {animegan.__version__}"
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def test_unknown_config_key(tmp_path):
+    line = assert_clean_error(run("config", "show", "--set", "trian.epochs=3"))
+    assert "'trian.epochs'" in line and "did you mean 'train.epochs'" in line
+
+
+def test_missing_config_file():
+    assert "config file 'no-such-config' not found" in assert_clean_error(run("config", "show", "--config", "no-such-config"))
+
+
+def test_bad_stage_flag_value_is_reported_before_the_stage_is_imported():
+    assert "'data.size' 100" in assert_clean_error(run("preprocess", "in", "out", "--size", "100"))
+
+
+def test_train_config_error_comes_before_importing_tensorflow(monkeypatch):
+    # A None entry makes `import animegan.train` fail, so reaching the import would end in
+    # an ImportError (exit 1) instead of the config error (exit 2).
+    monkeypatch.setitem(sys.modules, "animegan.train", None)
+    assert "unknown op 'flip'" in assert_clean_error(run("train", "--augment", "flip"))
+
+
+def test_demo_data_into_an_uncreatable_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert "cannot create" in assert_clean_error(run("demo-data", str(blocker / "faces"), "--n", "1"))
+
+
+def test_verbose_shows_the_traceback_too():
+    result = run("--verbose", "config", "show", "--set", "trian.epochs=3")
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr and "UserError" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: ")
+
+
+def test_ctrl_c_exits_130_with_a_short_message(monkeypatch, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("animegan.demo_data.write_demo_faces", interrupted)
+    result = run("demo-data", str(tmp_path))
+    assert result.exit_code == 130
+    assert result.stderr.strip() == "interrupted"
+    assert "Traceback" not in result.output
+
+
+# --- commands that work without TensorFlow ----------------------------------------------------------
+
+
+def test_demo_data_writes_faces(tmp_path):
+    result = run("demo-data", str(tmp_path / "faces"), "--n", "3", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    assert f"wrote 3 faces to {tmp_path / 'faces'}" in result.stdout
+    assert len(list((tmp_path / "faces").iterdir())) == 3
+
+
+def test_config_show_prints_yaml_that_round_trips(tmp_path):
+    result = run("config", "show")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load(result.stdout) == load_config(CONFIG_DIR / "default.yaml").to_dict()
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(result.stdout, encoding="utf-8")
+    assert run("config", "show", "--config", str(saved)).stdout == result.stdout
+
+
+def test_config_show_applies_config_and_set():
+    result = run("config", "show", "--config", "demo", "--set", "train.epochs=3")
+    shown = yaml.safe_load(result.stdout)
+    assert shown["name"] == "demo"
+    assert shown["train"]["epochs"] == 3
+    assert shown["data"]["size"] == 32
+
+
+# --- a real process: the entry point and its imports -----------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--help"], ["preprocess", "--help"]], ids=["help", "preprocess-help"])
+def test_help_does_not_import_tensorflow_and_is_fast(args):
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "animegan", *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    assert "Usage: animegan" in result.stdout
+    # -X importtime writes one "import time: ... | module" line per module imported.
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "click" in imported
+    assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras")}
+    assert elapsed < 5, f"{args} took {elapsed:.1f} s"

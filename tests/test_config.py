@@ -1,0 +1,213 @@
+"""Config loading: the shipped files, the override layers and every validation error."""
+
+import pytest
+import yaml
+
+from animegan.config import CONFIG_DIR, Config, load_config
+from animegan.errors import UserError
+
+
+def write_yaml(tmp_path, text: str, name: str = "custom.yaml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def config_error(*args, **kwargs) -> str:
+    """The UserError message load_config raises; it must fit on one line."""
+    with pytest.raises(UserError) as caught:
+        load_config(*args, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+# --- the shipped configs ----------------------------------------------------------------------
+
+
+def test_default_yaml_spells_out_exactly_the_dataclass_defaults():
+    data = yaml.safe_load((CONFIG_DIR / "default.yaml").read_text(encoding="utf-8"))
+    expected = Config().to_dict()
+    del expected["name"]  # the name comes from the file's stem, not from a key
+    assert data == expected
+    assert load_config(CONFIG_DIR / "default.yaml") == Config()
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_loads_and_is_named_after_its_file(path):
+    assert load_config(path).name == path.stem
+    assert load_config(path.stem).name == path.stem  # a bare name finds it in configs/
+
+
+def test_no_file_means_the_defaults():
+    assert load_config(None) == Config()
+
+
+# --- override layers ----------------------------------------------------------------------------
+
+
+def test_set_overrides_parse_yaml_values():
+    cfg = load_config(None, sets=("train.g_lr=1e-4", "data.size=64", "model.d_widths=[32, 64]", "train.name=null", "name=mine"))
+    assert cfg.train.g_lr == 1e-4
+    assert cfg.data.size == 64
+    assert cfg.model.d_widths == [32, 64]
+    assert cfg.train.name is None
+    assert cfg.name == "mine"
+
+
+def test_set_value_may_contain_an_equals_sign_and_be_empty():
+    assert load_config(None, sets=("data.dir=a=b",)).data.dir == "a=b"
+    assert load_config(None, sets=("train.augment=",)).train.augment == ""
+
+
+def test_stage_flags_override_and_none_means_not_given():
+    cfg = load_config(None, {"data.size": 64, "train.epochs": None, "preprocess.dedupe": False})
+    assert cfg.data.size == 64
+    assert cfg.train.epochs == Config().train.epochs
+    assert cfg.preprocess.dedupe is False
+
+
+def test_precedence_is_file_then_flags_then_set():
+    assert load_config("demo").data.size == 32
+    assert load_config("demo", {"data.size": 64}).data.size == 64
+    assert load_config("demo", {"data.size": 64}, ("data.size=128",)).data.size == 128
+    # Keys no layer touches keep the file's value, then the default.
+    cfg = load_config("demo", {"data.size": 64}, ("data.size=128",))
+    assert cfg.train.epochs == 15 and cfg.train.beta1 == Config().train.beta1
+
+
+def test_config_file_overrides_only_what_it_lists(tmp_path):
+    cfg = load_config(write_yaml(tmp_path, "train:\n  epochs: 7\n"))
+    assert cfg.train.epochs == 7
+    assert cfg.name == "custom"
+    assert cfg.data == Config().data
+
+
+def test_empty_file_gives_the_defaults(tmp_path):
+    assert load_config(write_yaml(tmp_path, "# nothing yet\n")).to_dict() == {**Config().to_dict(), "name": "custom"}
+
+
+# --- errors: keys and types ----------------------------------------------------------------------
+
+
+def test_unknown_key_in_a_file_names_the_file_and_the_closest_key(tmp_path):
+    path = write_yaml(tmp_path, "train:\n  g_lrr: 0.001\n")
+    message = config_error(path)
+    assert str(path) in message
+    assert "'train.g_lrr'" in message and "did you mean 'train.g_lr'" in message
+
+
+def test_unknown_section_suggests_the_right_one():
+    message = config_error(None, sets=("trian.epochs=3",))
+    assert message.startswith("--set:") and "did you mean 'train.epochs'" in message
+
+
+def test_key_without_section_suggests_the_full_key():
+    assert "did you mean 'train.epochs'" in config_error(None, sets=("epochs=3",))
+
+
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ("train.epochs=many", "'train.epochs' must be an integer; got 'many'"),
+        ("train.g_lr=fast", "'train.g_lr' must be a number; got 'fast'"),
+        ("preprocess.dedupe=maybe", "'preprocess.dedupe' must be true or false; got 'maybe'"),
+        ("data.dir=true", "'data.dir' must be a string; got True"),
+        ("model.d_widths=abc", "'model.d_widths' must be a list of integers"),
+    ],
+)
+def test_wrong_type(item, expected):
+    assert expected in config_error(None, sets=(item,))
+
+
+def test_wrong_type_in_a_file_names_the_file(tmp_path):
+    path = write_yaml(tmp_path, "data:\n  size: big\n")
+    assert config_error(path) == f"{path}: 'data.size' must be an integer; got 'big'"
+
+
+def test_set_without_equals_sign():
+    assert "needs the form section.key=value" in config_error(None, sets=("train.epochs",))
+
+
+# --- errors: values ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ("data.size=600", "'data.size' is 600; allowed: 16 to 512"),
+        ("data.limit=-1", "'data.limit' is -1; allowed: >= 0"),
+        ("train.g_lr=2.0", "'train.g_lr' is 2.0; allowed: 0.0 to 1.0"),
+        ("train.g_lr=nan", "'train.g_lr' is nan; allowed: 0.0 to 1.0"),
+        ("model.d_dropout=.nan", "'model.d_dropout' is nan"),
+    ],
+)
+def test_out_of_range(item, expected):
+    assert expected in config_error(None, sets=(item,))
+
+
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ("train.precision=fp8", "'train.precision' is 'fp8'; choose one of auto, float32, mixed_float16, mixed_bfloat16"),
+        ("preprocess.fit=squash", "'preprocess.fit' is 'squash'; choose one of crop, pad, stretch"),
+        ("data.channels=2", "'data.channels' is 2; choose one of 1, 3"),
+    ],
+)
+def test_bad_choice(item, expected):
+    assert expected in config_error(None, sets=(item,))
+
+
+def test_unbuildable_size_lists_the_valid_sizes():
+    message = config_error(None, sets=("data.size=100",))
+    assert "'data.size' 100" in message
+    assert "valid sizes include" in message and "56, 64" in message and "128" in message
+
+
+def test_unknown_augment_op_lists_the_known_ones():
+    message = config_error(None, sets=("train.augment=translation,flip",))
+    assert "unknown op 'flip'" in message and "translation, cutout, color" in message
+
+
+def test_empty_discriminator_widths():
+    assert "'model.d_widths' must be a non-empty list" in config_error(None, sets=("model.d_widths=[]",))
+
+
+def test_generator_too_narrow_for_its_upsamplings():
+    assert "'model.g_width' 8 is too small" in config_error(None, sets=("data.size=512", "model.g_width=8"))
+
+
+def test_crop_faces_needs_a_cascade():
+    message = config_error(None, {"preprocess.crop_faces": True})
+    assert "'preprocess.crop_faces' needs 'preprocess.cascade'" in message
+    assert load_config(None, {"preprocess.crop_faces": True, "preprocess.cascade": "faces.xml"}).preprocess.crop_faces
+
+
+def test_value_errors_name_every_layer_that_could_have_set_the_value():
+    message = config_error("default", {"train.epochs": 3}, ("data.size=600",))
+    assert message.startswith(f"{CONFIG_DIR / 'default.yaml'} + command line + --set: ")
+
+
+# --- errors: files ------------------------------------------------------------------------------
+
+
+def test_bad_yaml_syntax_names_the_file_and_line(tmp_path):
+    path = write_yaml(tmp_path, "data:\n  size: 64\ntrain:\n  epochs: [1\n")
+    message = config_error(path)
+    assert message.startswith(f"{path}: not valid YAML at line ")
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path):
+    assert "expected a mapping of sections" in config_error(write_yaml(tmp_path, "- data\n- train\n"))
+
+
+def test_binary_file_instead_of_yaml(tmp_path):
+    path = tmp_path / "face.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    assert config_error(path) == f"{path}: not UTF-8 text; give a YAML config file"
+
+
+def test_missing_config_file_lists_the_shipped_ones():
+    message = config_error("no-such-config")
+    assert "config file 'no-such-config' not found" in message
+    assert "default, demo" in message
