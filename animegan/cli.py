@@ -198,7 +198,7 @@ def train(config_path, sets, data_dir, epochs, batch_size, lr, seed, precision, 
 @click.option("--cols", type=click.IntRange(1), help="Grid columns (default: near-square).")
 @click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 16), help="Integer upscale for viewing.")
 @click.option("--separate", type=click.Path(file_okay=False, path_type=Path), help="Also write one PNG per image here.")
-@click.option("--truncation", type=float, help="Redraw noise components beyond ±T (0.01 or more; 0.5-1 trades variety for quality).")
+@click.option("--truncation", type=float, metavar="T", help="Redraw noise components beyond +/-T (0.01 or more; 0.5-1 trades variety for quality).")
 @click.option("--interpolate", type=click.IntRange(2), help="Write a GIF walking through K latent points.")
 @click.option("--frames", default=16, show_default=True, type=click.IntRange(2), help="Frames between two points of a walk.")
 @click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs.")

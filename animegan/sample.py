@@ -17,7 +17,7 @@ from animegan.rundir import find_run, load_generator, samples_dir
 
 BATCH_SIZE = 256  # images per generator call: the fastest of 32..1000 on a CPU for the default model
 
-# Redrawing components until all lie within ±T takes about 1/P(|z| < T) rounds: fine down to 0.01,
+# Redrawing components until all lie within +/-T takes about 1/P(|z| < T) rounds: fine down to 0.01,
 # endless near 0. Below 0.1 every image is already close to the average face anyway.
 MIN_TRUNCATION = 0.01
 
@@ -78,7 +78,7 @@ def check_options(n: int, out: Path | None, separate: Path | None, truncation: f
 def draw_noise(n: int, noise_dim: int, seed: int, truncation: float | None = None) -> np.ndarray:
     """n standard-normal noise vectors, float32 of shape (n, noise_dim), from numpy's generator seeded with `seed`.
 
-    With `truncation` T, components beyond ±T are redrawn from the same generator (so the result
+    With `truncation` T, components beyond +/-T are redrawn from the same generator (so the result
     still depends on the seed alone) until all lie within: less variety, more typical faces.
     """
     rng = np.random.default_rng(seed)
