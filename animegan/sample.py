@@ -57,7 +57,7 @@ def sample_command(
         digits = len(str(n - 1))
         for i, image in enumerate(images):
             # A one-cell grid without a border is the image upscaled like the grid's cells.
-            write_png(Path(separate) / f"{out.stem}_{i:0{digits}d}.png", make_grid(image[None], border=0, scale=scale))
+            write_png(separate / f"{out.stem}_{i:0{digits}d}.png", make_grid(image[None], border=0, scale=scale))
     return write_png(out, make_grid(images, cols, scale=scale))
 
 
@@ -68,7 +68,7 @@ def check_options(n: int, out: Path | None, separate: Path | None, truncation: f
     if truncation is not None and truncation < MIN_TRUNCATION:
         raise UserError(f"--truncation {truncation}: use {MIN_TRUNCATION} or more (0.5 to 1 is the usual range)")
     wanted = ".gif" if interpolate else ".png"
-    if out is not None and Path(out).suffix.lower() != wanted:
+    if out is not None and out.suffix.lower() != wanted:
         what = "an interpolation is written as a GIF" if interpolate else "a grid is written as a PNG"
         raise UserError(f"--out '{out}': {what}; give a path ending in {wanted}")
     if interpolate and separate is not None:
