@@ -143,7 +143,7 @@ def load_generator(run: Path, checkpoint: str | None = None):
         status = tf.train.Checkpoint(ema_generator=generator).restore(prefix)
         status.expect_partial().assert_existing_objects_matched()
         epoch = checkpoint_epoch(prefix)
-    except (ValueError, AssertionError, tf.errors.OpError) as exc:
+    except (ValueError, AssertionError, IndexError, tf.errors.OpError) as exc:  # IndexError: a truncated data file
         first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise UserError(f"checkpoint '{prefix}' is corrupt or does not match {run}/{CONFIG_FILE}: {first_line}") from None
     return generator, cfg, epoch

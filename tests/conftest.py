@@ -30,18 +30,21 @@ def tiny_config(tmp_path, **train) -> Config:
     return cfg
 
 
-@pytest.fixture
-def fake_run(tmp_path):
-    """A run directory with a config and one checkpoint of an untrained generator (epoch 1)."""
+def save_untrained_run(run, cfg):
+    """Write `cfg` and one checkpoint (epoch 1) of a freshly initialised generator into `run`."""
     import tensorflow as tf
 
     from animegan.models import build_generator
     from animegan.rundir import CHECKPOINT_PREFIX, checkpoint_dir, save_config
 
-    cfg = tiny_config(tmp_path)
-    run = tmp_path / "runs" / "tiny-001"
     save_config(run, cfg)
     generator = build_generator(cfg.model, cfg.data.size, cfg.data.channels)
     ckpt = tf.train.Checkpoint(ema_generator=generator, epoch=tf.Variable(1, dtype=tf.int64))
     tf.train.CheckpointManager(ckpt, checkpoint_dir(run), max_to_keep=3, checkpoint_name=CHECKPOINT_PREFIX).save(checkpoint_number=1)
     return run
+
+
+@pytest.fixture
+def fake_run(tmp_path):
+    """A run directory with a config and one checkpoint of an untrained generator (epoch 1)."""
+    return save_untrained_run(tmp_path / "runs" / "tiny-001", tiny_config(tmp_path))

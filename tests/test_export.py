@@ -1,0 +1,99 @@
+"""`animegan export`: each format loads with plain TensorFlow and draws the pictures `sample` draws."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from animegan.cli import cli
+from animegan.images import make_grid, to_uint8
+from animegan.sample import draw_noise
+
+N, SEED, NOISE_DIM = 4, 5, 8  # NOISE_DIM: the fake run's model.noise_dim
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(map(str, args)))
+
+
+def run_keras(path, noise):
+    import keras
+
+    return keras.saving.load_model(path)(noise, training=False).numpy()
+
+
+def run_savedmodel(path, noise):
+    import tensorflow as tf
+
+    return tf.saved_model.load(str(path)).signatures["serving_default"](noise=tf.constant(noise))["output_0"].numpy()
+
+
+def run_tflite(path, noise):
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    noise_input = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(noise_input, noise.shape)  # the batch dimension is dynamic
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(noise_input, noise)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+@pytest.mark.parametrize(
+    "fmt, name, run_exported, tolerance",
+    [
+        ("keras", "g.keras", run_keras, 0),
+        ("savedmodel", "generator", run_savedmodel, 0),
+        # TFLite's own kernels can move a value sitting on a rounding edge by one level.
+        ("tflite", "g.tflite", run_tflite, 1),
+    ],
+)
+def test_export_round_trip_matches_sample(fake_run, tmp_path, fmt, name, run_exported, tolerance):
+    out = tmp_path / "export" / name
+    result = invoke("export", fake_run, "--format", fmt, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    assert sorted(p.name for p in out.parent.iterdir()) == [name]  # no staging left behind
+
+    grid_png = tmp_path / "sample.png"
+    assert invoke("sample", "--run", fake_run, "--n", N, "--seed", SEED, "--out", grid_png).exit_code == 0
+    images = to_uint8(run_exported(out, draw_noise(N, NOISE_DIM, SEED)))
+    difference = np.abs(make_grid(images)[..., 0].astype(int) - np.asarray(Image.open(grid_png)).astype(int))
+    assert difference.max() <= tolerance
+
+
+def test_savedmodel_export_replaces_an_earlier_one(fake_run, tmp_path):
+    out = tmp_path / "generator"
+    for _ in range(2):
+        assert invoke("export", fake_run, "--format", "savedmodel", "--out", out).exit_code == 0
+    assert (out / "saved_model.pb").is_file()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    "fmt, out, message",
+    [
+        ("keras", "g.h5", "--out 'g.h5': Keras needs a file name ending in .keras"),
+        ("tflite", "folder", "--out 'folder' is a folder; give a file path"),
+        ("savedmodel", "folder", "--out 'folder' is a folder of other files"),
+        ("savedmodel", "file.txt", "--out 'file.txt' is a file"),
+        ("tflite", "file.txt/g.tflite", "cannot write 'file.txt/g.tflite'"),
+    ],
+)
+def test_export_errors_are_one_line_exit_2(fake_run, tmp_path, monkeypatch, fmt, out, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file.txt").write_text("a file where a folder should be")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("not a SavedModel")
+    result = invoke("export", fake_run, "--format", fmt, "--out", out)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_export_without_runs_says_how_to_train(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("export", "--out", "g.keras")
+    assert result.exit_code == 2
+    assert "no runs found in 'runs/'" in result.stderr and "animegan train" in result.stderr

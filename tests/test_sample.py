@@ -1,0 +1,189 @@
+"""`animegan sample`: grids, seeds, truncation, GIF walks, exact pixels, and its one-line errors."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import save_untrained_run, tiny_config
+from PIL import Image
+
+from animegan.cli import cli
+from animegan.images import make_grid, to_uint8
+from animegan.rundir import checkpoint_dir, load_generator
+from animegan.sample import draw_noise, generate, slerp, trace_generator, walk_noise
+
+CELL = 16 + 1  # the fake run's 16 px images plus the 1 px border
+
+
+def sample(*args):
+    return CliRunner().invoke(cli, ["sample", *map(str, args)])
+
+
+def written(result):
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    "n, cols, rows_cols",
+    [(1, None, (1, 1)), (2, None, (1, 2)), (10, None, (3, 4)), (16, None, (4, 4)), (6, 6, (1, 6)), (3, 8, (1, 3))],
+)
+def test_grid_is_near_square_with_a_border(fake_run, tmp_path, n, cols, rows_cols):
+    out = tmp_path / "grid.png"
+    args = ["--run", fake_run, "--n", n, "--out", out] + (["--cols", cols] if cols else [])
+    assert written(sample(*args)) == str(out)
+    rows, cols = rows_cols
+    grid = np.asarray(Image.open(out))
+    assert grid.shape == (rows * CELL + 1, cols * CELL + 1)
+    assert (grid[0] == 255).all() and (grid[:, 0] == 255).all()
+
+
+def test_newest_run_latest_checkpoint_default_path(fake_run, monkeypatch):
+    monkeypatch.chdir(fake_run.parent.parent)
+    path = written(sample("--n", 16))
+    assert path == "runs/tiny-001/samples/sample_epoch0001_seed0.png"
+    assert Image.open(path).size == (4 * CELL + 1, 4 * CELL + 1)
+
+
+def test_grid_holds_the_generator_images_exactly_and_separate_writes_each(fake_run, tmp_path):
+    out, single = tmp_path / "grid.png", tmp_path / "single"
+    written(sample("--run", fake_run, "--n", 5, "--seed", 7, "--scale", 2, "--out", out, "--separate", single))
+    generator, cfg, _ = load_generator(fake_run)
+    expected = to_uint8(generator(draw_noise(5, cfg.model.noise_dim, seed=7), training=False).numpy())
+    grid = Image.open(out)
+    assert grid.mode == "L"
+    assert np.array_equal(np.asarray(grid)[..., None], make_grid(expected, scale=2))
+    files = sorted(single.glob("*.png"))
+    assert [f.name for f in files] == [f"grid_{i}.png" for i in range(5)]
+    assert np.array_equal(np.asarray(Image.open(files[3])), expected[3, :, :, 0].repeat(2, 0).repeat(2, 1))
+
+
+def test_pixel_decoding_rounds_and_clips():
+    decoded = to_uint8(np.array([-2.0, -1.0, -0.999, 0.0, 0.5, 1.0, 1.5]))
+    assert decoded.tolist() == [0, 0, 0, 128, 191, 255, 255]
+
+
+def test_colour_runs_write_rgb(tmp_path):
+    cfg = tiny_config(tmp_path)
+    cfg.data.channels = 3
+    run = save_untrained_run(tmp_path / "runs" / "rgb", cfg)
+    out = tmp_path / "rgb.png"
+    written(sample("--run", run, "--n", 4, "--out", out))
+    assert Image.open(out).mode == "RGB"
+
+
+def test_mixed_precision_checkpoint_samples_on_cpu(tmp_path):
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        run = save_untrained_run(tmp_path / "runs" / "mixed", tiny_config(tmp_path))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    written(sample("--run", run, "--n", 4, "--out", tmp_path / "mixed.png"))
+
+
+def test_same_seed_same_bytes_other_seed_other_picture(fake_run, tmp_path):
+    paths = [tmp_path / name for name in ("a.png", "b.png", "c.png")]
+    for path, seed in zip(paths, (3, 3, 4)):
+        written(sample("--run", fake_run, "--n", 9, "--seed", seed, "--out", path))
+    a, b, c = (p.read_bytes() for p in paths)
+    assert a == b
+    assert a != c
+
+
+def test_truncation_redraws_only_components_beyond_it():
+    plain = draw_noise(64, 8, seed=1)
+    truncated = draw_noise(64, 8, seed=1, truncation=0.5)
+    assert np.abs(truncated).max() <= 0.5
+    inside = np.abs(plain) <= 0.5
+    assert np.array_equal(truncated[inside], plain[inside])
+    assert np.array_equal(truncated, draw_noise(64, 8, seed=1, truncation=0.5))
+
+
+def test_truncation_changes_the_picture_deterministically(fake_run, tmp_path):
+    paths = [tmp_path / name for name in ("plain.png", "t1.png", "t2.png")]
+    written(sample("--run", fake_run, "--n", 4, "--out", paths[0]))
+    for path in paths[1:]:
+        written(sample("--run", fake_run, "--n", 4, "--truncation", 0.5, "--out", path))
+    plain, t1, t2 = (p.read_bytes() for p in paths)
+    assert t1 == t2 != plain
+
+
+def test_gif_walk_frame_count_and_size(fake_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = written(sample("--run", fake_run, "--n", 4, "--interpolate", 3, "--frames", 5, "--scale", 2))
+    assert path == f"{fake_run}/samples/sample_epoch0001_seed0.gif"
+    gif = Image.open(path)
+    assert gif.n_frames == 3 * 5
+    assert gif.size == (2 * (2 * 16 + 1) + 1,) * 2
+
+
+def test_walk_starts_at_the_grid_noise_and_loops_back():
+    walk = walk_noise(n=2, points=3, frames=4, noise_dim=8, seed=5)
+    assert walk.shape == (12, 2, 8)
+    assert np.allclose(walk[0], draw_noise(2, 8, seed=5))
+    assert np.allclose(slerp(walk[-1], walk[0], 0.0), walk[-1])  # the next step would be the start
+
+
+def test_slerp_keeps_the_norm_and_survives_parallel_rows():
+    a, b = np.array([[3.0, 0.0]]), np.array([[0.0, 3.0]])
+    assert np.allclose(slerp(a, b, 0.0), a) and np.allclose(slerp(a, b, 1.0), b)
+    assert np.isclose(np.linalg.norm(slerp(a, b, 0.5)), 3.0)
+    assert np.allclose(slerp(np.array([[1.0]]), np.array([[-1.0]]), 0.25), [[0.5]])
+
+
+def test_generator_is_traced_once_for_all_batches(fake_run):
+    generator, cfg, _ = load_generator(fake_run)
+    traced = trace_generator(generator)
+    images = generate(traced, draw_noise(23, cfg.model.noise_dim, seed=0), batch_size=10)
+    assert images.shape == (23, 16, 16, 1)
+    assert traced.experimental_get_tracing_count() == 1
+
+
+def break_checkpoint_data(run):
+    for data in checkpoint_dir(run).glob("*.data-*"):
+        data.write_bytes(b"not a checkpoint")
+
+
+def change_noise_dim(run):
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("noise_dim: 8", "noise_dim: 9"))
+
+
+def remove_checkpoints(run):
+    for path in checkpoint_dir(run).iterdir():
+        path.unlink()
+
+
+@pytest.mark.parametrize(
+    "args, spoil, message",
+    [
+        (["--n", 0], None, "--n 0: need at least 1 image"),
+        (["--truncation", 0.001], None, "--truncation 0.001: use 0.01 or more"),
+        (["--out", "grid.jpg"], None, "give a path ending in .png"),
+        (["--interpolate", 2, "--out", "walk.png"], None, "give a path ending in .gif"),
+        (["--interpolate", 2, "--separate", "single"], None, "does not combine with --interpolate"),
+        (["--out", "file.txt/grid.png"], None, "cannot write 'file.txt/grid.png'"),
+        (["--separate", "file.txt/single"], None, "cannot write 'file.txt/single/"),
+        ([], remove_checkpoints, "has no checkpoint yet; train it"),
+        ([], break_checkpoint_data, "is corrupt or does not match"),
+        ([], change_noise_dim, "is corrupt or does not match"),
+        (["--checkpoint", 7], None, "no checkpoint for epoch 7; available epochs: 1"),
+    ],
+)
+def test_errors_are_one_line_exit_2(fake_run, tmp_path, monkeypatch, args, spoil, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file.txt").write_text("a file where a folder should be")
+    if spoil:
+        spoil(fake_run)
+    result = sample("--run", fake_run, *args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert message in result.stderr
+
+
+def test_no_runs_says_where_it_looked_and_how_to_train(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = sample("--n", 4)
+    assert result.exit_code == 2
+    assert "no runs found in 'runs/'" in result.stderr and "animegan train" in result.stderr
