@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ SAMPLE_GRID = 64  # images in each epoch's sample grid (8x8)
 FETCH_EVERY = 10  # steps between reading losses back from the device (each read is a sync)
 
 
+def log(message: str) -> None:
+    """Messages go to stderr, between progress bars; stdout stays free for results."""
+    tqdm.write(message, file=sys.stderr)
+
+
 @dataclass
 class TrainState:
     """Everything a checkpoint holds: restoring it continues the run exactly."""
@@ -41,6 +47,7 @@ class TrainState:
     step: tf.Variable  # optimizer steps taken
     rng: tf.random.Generator  # noise and augmentation
     fixed_noise: tf.Variable  # the sample grid's noise, the same for the whole run
+    dropout_seeds: list  # Keras keeps dropout's RNG state outside the model's checkpointed weights
 
     def checkpoint(self) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(**self.__dict__)
@@ -73,6 +80,7 @@ def build_state(cfg: Config, precision: str) -> TrainState:
         step=tf.Variable(0, dtype=tf.int64, trainable=False),
         rng=tf.random.Generator.from_seed(cfg.train.seed),
         fixed_noise=tf.Variable(noise, trainable=False),
+        dropout_seeds=[layer.seed_generator.state for layer in discriminator.layers if hasattr(layer, "seed_generator")],
     )
 
 
@@ -156,7 +164,7 @@ class GracefulStop:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
-        tqdm.write("stopping after this step (Ctrl-C again to stop at once)...")
+        log("stopping after this step (Ctrl-C again to stop at once)...")
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -206,7 +214,7 @@ def fit_batch_size(requested: int, num_images: int, replicas: int) -> int:
     if num_images >= requested:
         return requested
     fitted = num_images - num_images % replicas
-    tqdm.write(f"warning: only {num_images} images, fewer than one batch of {requested}; training with batch size {fitted}")
+    log(f"warning: only {num_images} images, fewer than one batch of {requested}; training with batch size {fitted}")
     return fitted
 
 
@@ -242,7 +250,7 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
         checkpoints = Checkpoints(state, run, cfg.train.keep_checkpoints, chief)
         if resume is not None:
             restored = checkpoints.restore_latest(run)
-            tqdm.write(f"resumed {restored} (epoch {int(state.epoch)}, step {int(state.step)})")
+            log(f"resumed {restored} (epoch {int(state.epoch)}, step {int(state.step)})")
         if chief:
             rundir.save_config(run, cfg)
             runtime = {"animegan": __version__, "tensorflow": tf.__version__, "precision": precision, "xla": xla,
@@ -252,7 +260,7 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
         with tf.device("/cpu:0"):
             data = tf.constant(images)
         del images
-        tqdm.write(
+        log(
             f"run {run}: {int(data.shape[0])} images, batch {global_batch}, {steps_per_epoch} steps/epoch, "
             f"{precision}, XLA {'on' if xla else 'off'}, {strategy.num_replicas_in_sync} replica(s) on {describe_device(gpus)}"
         )
@@ -293,7 +301,7 @@ class EpochLoop:
             if self.chief:
                 gif = write_progress_gif(self.run_dir)
                 last = sorted(rundir.samples_dir(self.run_dir).glob("epoch_*.png"))
-                tqdm.write(f"done: {self.run_dir} (samples: {last[-1] if last else 'none'}; progress: {gif})")
+                log(f"done: {self.run_dir} (samples: {last[-1] if last else 'none'}; progress: {gif})")
         finally:
             if self.log is not None:
                 self.log.close()
@@ -342,7 +350,7 @@ class EpochLoop:
         prefix = self.checkpoints.save(int(self.state.step))
         name = signal.Signals(signum).name
         if self.chief:
-            tqdm.write(f"{name}: saved {prefix} at step {int(self.state.step)}; resume with: animegan train --resume {self.run_dir}")
+            log(f"{name}: saved {prefix} at step {int(self.state.step)}; resume with: animegan train --resume {self.run_dir}")
         raise SystemExit(128 + signum)
 
     def end_of_epoch(self, epoch: int, sums: dict, seconds: float) -> None:

@@ -48,3 +48,28 @@ def save_untrained_run(run, cfg):
 def fake_run(tmp_path):
     """A run directory with a config and one checkpoint of an untrained generator (epoch 1)."""
     return save_untrained_run(tmp_path / "runs" / "tiny-001", tiny_config(tmp_path))
+
+
+def write_blob_faces(folder, n: int = 40, size: int = 16, channels: int = 1, seed: int = 0):
+    """A tiny training set drawn in the test: a bright disc at a random place on a dark background."""
+    import cv2
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        image = np.full((size, size, 3), 30, np.uint8)
+        centre = tuple(int(v) for v in rng.integers(size // 4, 3 * size // 4, 2))
+        cv2.circle(image, centre, size // 4, tuple(int(v) for v in rng.integers(120, 255, 3)), -1)
+        if channels == 1:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        cv2.imwrite(str(folder / f"img_{i:04d}.png"), image)
+    return folder
+
+
+@pytest.fixture
+def tiny_data(tmp_path):
+    """A tiny config and its 40-image training folder."""
+    cfg = tiny_config(tmp_path)
+    write_blob_faces(tmp_path / "face")
+    return cfg
