@@ -171,7 +171,7 @@ def test_a_damaged_cache_is_recomputed(fake_run, real_folder):
 
 
 def test_fid_and_kid_share_one_inception_pass_and_its_cache(fake_run, real_folder, random_inception):
-    results = evaluate_run(run_dir=fake_run, real=real_folder, n=8, metric_names="fid,kid,swd", inception=random_inception)
+    results = evaluate_run(run_dir=fake_run, real=real_folder, n=8, metric_names="fid,kid,swd", inception_model=random_inception)
     assert set(results) == {"fid", "kid", "swd", "swd_16"}
     assert all(np.isfinite(value) for value in results.values())
     assert len(list((real_folder / CACHE_DIR).glob("inception-*.npz"))) == 1
@@ -206,12 +206,16 @@ def test_cli_errors_are_one_line(fake_run, real_folder, arguments, message):
     assert message in result.output
 
 
-def test_real_images_of_another_size_are_refused(fake_run, tmp_path):
+def test_wrong_or_too_few_real_images_are_refused(fake_run, tmp_path):
     folder = tmp_path / "big"
     folder.mkdir()
-    cv2.imwrite(str(folder / "a.png"), np.zeros((32, 32), np.uint8))
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(folder / name), np.zeros((32, 32), np.uint8))
     with pytest.raises(UserError, match=r"a.png' is 32x32 but the generator makes 16x16.*--size 16"):
         evaluate_run(run_dir=fake_run, real=folder, n=8, metric_names="swd")
+    (folder / "b.png").unlink()
+    with pytest.raises(UserError, match="holds a single image"):
+        evaluate_run(run_dir=fake_run, real=folder, n=8, metric_names="fid")
     (folder / "a.png").unlink()
     with pytest.raises(UserError, match="holds no PNG images"):
         evaluate_run(run_dir=fake_run, real=folder, n=8, metric_names="swd")

@@ -48,7 +48,9 @@ def parse_metric_names(names: str | Iterable[str]) -> list[str]:
     return list(dict.fromkeys(parsed))
 
 
-def feature_extractors(metric_names: list[str], inception_model=None, inception_weights: Path | None = None, show_progress: bool = False) -> dict[str, FeatureExtractor]:
+def feature_extractors(
+    metric_names: list[str], inception_model=None, inception_weights: Path | None = None, show_progress: bool = False
+) -> dict[str, FeatureExtractor]:
     """One extractor per kind of features the metrics compare; Inception is loaded only for fid or kid."""
     kinds = {METRICS[name].features for name in metric_names}
     extractors = {}
@@ -81,22 +83,29 @@ def generate_images(generator, n: int, seed: int, show_progress: bool = False) -
     return np.concatenate([to_uint8(generator(noise[start : start + NOISE_PER_BATCH], training=False)) for start in batches])
 
 
-def compute_real_features(real_images: np.ndarray, metric_names: str | Iterable[str], n: int, inception=None) -> dict[str, Features]:
+def compute_real_features(real_images: np.ndarray, metric_names: str | Iterable[str], n: int, inception_model=None) -> dict[str, Features]:
     """Features of the first n real images, to compute once and pass to every evaluate_generator call."""
-    return extract_all(feature_extractors(parse_metric_names(metric_names), inception), real_images[:n])
+    return extract_all(feature_extractors(parse_metric_names(metric_names), inception_model), real_images[:n])
 
 
 def evaluate_generator(
-    generator, real_images_uint8: np.ndarray, metric_names: str | Iterable[str], n: int, seed: int, *, real_features=None, inception=None
+    generator,
+    real_images_uint8: np.ndarray,
+    metric_names: str | Iterable[str],
+    n: int,
+    seed: int,
+    *,
+    real_features: dict[str, Features] | None = None,
+    inception_model=None,
 ) -> dict[str, float]:
     """Score n generated images against the first n real ones; writes nothing.
 
     `generator` maps (batch, noise_dim) noise to NHWC images in [-1, 1]. `real_features`, from
-    compute_real_features, saves extracting the real images' features again at every call; `inception`
-    is a loaded InceptionV3 (inception.load_inception) for fid and kid, loaded here when not given.
+    compute_real_features, saves extracting the real images' features again at every call;
+    `inception_model` (from inception.load_inception) saves loading InceptionV3 at every fid/kid call.
     """
     names = parse_metric_names(metric_names)
-    extractors = feature_extractors(names, inception)
+    extractors = feature_extractors(names, inception_model)
     if real_features is None:
         real_features = extract_all(extractors, real_images_uint8[:n])
     return score(names, real_features, extract_all(extractors, generate_images(generator, n, seed)))
@@ -114,14 +123,14 @@ def real_image_paths(folder: Path) -> list[Path]:
 
 
 def load_real_images(folder: Path, size: int, channels: int, limit: int, show_progress: bool = False) -> np.ndarray:
-    """The first `limit` PNGs of a preprocessed folder as uint8 (N, size, size, channels).
+    """The first `limit` PNGs of a preprocessed folder as uint8 (N, size, size, channels); colour becomes gray if channels is 1.
 
     To be replaced by animegan.data.load_images, which reads the same files in the same order.
     """
     paths = real_image_paths(folder)[:limit]
     images = np.empty((len(paths), size, size, channels), dtype=np.uint8)
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
     for i, path in enumerate(tqdm(paths, desc="loading real images", unit="img", disable=not show_progress, leave=False)):
-        flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
         image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flag)  # np.fromfile copes with any path's characters
         if image is None:
             raise UserError(f"cannot decode '{path}'; delete it or re-run `animegan preprocess`")
@@ -188,19 +197,20 @@ def evaluate_run(
     checkpoint: str | None = None,
     seed: int = 0,
     runs_dir: Path = Path("runs"),
-    inception=None,
+    inception_model=None,
 ) -> dict[str, float]:
     """`animegan evaluate`: score a run's EMA generator against real images and log it in the run's metrics.jsonl.
 
-    `real` defaults to the run's data.dir. `inception` is a ready InceptionV3 feature model (tests pass
-    one with random weights); without it, fid and kid load `inception_weights` or Keras' ImageNet weights.
+    `real` defaults to the run's data.dir. `inception_model` is a ready InceptionV3 feature model (tests
+    pass one with random weights); without it, fid and kid load `inception_weights` or Keras' ImageNet weights.
     """
     names = parse_metric_names(metric_names)
     run = find_run(run_dir, Path(runs_dir))
     generator, cfg, epoch = load_generator(run, checkpoint)
     folder = Path(real) if real is not None else Path(cfg.data.dir)
-    real_image_paths(folder)  # a wrong --real fails now, not after loading Inception
-    extractors = feature_extractors(names, inception, inception_weights, show_progress=True)
+    if len(real_image_paths(folder)) < 2:  # checked now, not after loading Inception
+        raise UserError(f"'{folder}' holds a single image; the metrics compare sets, give --real a folder of many")
+    extractors = feature_extractors(names, inception_model, inception_weights, show_progress=True)
     real_features = cached_real_features(folder, cfg.data.size, cfg.data.channels, n, extractors, show_progress=True)
     fake_features = extract_all(extractors, generate_images(generator, n, seed, show_progress=True))
     results = score(names, real_features, fake_features)
