@@ -1,0 +1,44 @@
+"""Image-quality metrics behind a small registry, in the manner of stylegan2-ada-pytorch's metric_main.
+
+Each metric compares one kind of *features* of the real images with those of generated ones:
+
+    swd   multi-scale sliced Wasserstein distance of Laplacian-pyramid patches (swd.py); no download
+    fid   Fréchet Inception distance (inception.py)
+    kid   kernel Inception distance x 1e3, unbiased (inception.py)
+
+FID and KID share the Inception features, so asking for both runs the network once. Entry points:
+`evaluate_run` (the `animegan evaluate` command) and `evaluate_generator` (for training) in evaluate.py.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from animegan.metrics import inception, swd
+
+Features = dict[str, np.ndarray]
+
+
+class Metric(NamedTuple):
+    features: str  # the kind of features it compares: "swd" or "inception"
+    score: Callable[[Features, Features], dict[str, float]]  # (real, generated) -> results; lower is better
+
+
+METRICS = {
+    "swd": Metric(features="swd", score=swd.swd_scores),
+    "fid": Metric(features="inception", score=inception.fid_score),
+    "kid": Metric(features="inception", score=inception.kid_score),
+}
+
+# Imported last because evaluate.py reads METRICS.
+from animegan.metrics.evaluate import (  # noqa: E402
+    compute_real_features,
+    evaluate_generator,
+    evaluate_run,
+    load_real_images,
+    parse_metric_names,
+)
+
+__all__ = ["METRICS", "Metric", "compute_real_features", "evaluate_generator", "evaluate_run", "load_real_images", "parse_metric_names"]

@@ -1,0 +1,218 @@
+"""Score a generator against real images: `evaluate_run` for `animegan evaluate`, `evaluate_generator` for training.
+
+Both compare the first n real images with n generated ones. `animegan evaluate` reads the images in
+file-name order, as data.py loads them for training, so for the same checkpoint, n and seed the
+trainer's numbers and the command's agree.
+
+`evaluate_run` caches the real images' features in <real>/.animegan-cache/<kind>-<fingerprint>.npz.
+The fingerprint covers the image files used (names, sizes, modification times), the image size and
+channels, and the exact computation (SWD settings, Inception weights): any change recomputes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import zipfile
+from functools import partial
+from pathlib import Path
+from typing import Callable, Iterable, NamedTuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from animegan.errors import UserError
+from animegan.images import atomic_path, to_uint8
+from animegan.metrics import METRICS, Features, inception, swd
+from animegan.rundir import append_metrics, find_run, load_generator
+
+CACHE_DIR = ".animegan-cache"  # the folder data.py keeps its image cache in
+NOISE_PER_BATCH = 256
+
+log = logging.getLogger(__name__)
+
+
+class FeatureExtractor(NamedTuple):
+    cache_key: str  # names the exact computation, so a cache never hands back features made another way
+    extract: Callable[[np.ndarray], Features]  # uint8 NHWC images -> named arrays
+
+
+def parse_metric_names(names: str | Iterable[str]) -> list[str]:
+    """'swd, fid' or ['swd', 'fid'] -> ['swd', 'fid'], each a key of METRICS."""
+    parsed = [name.strip().lower() for name in (names.split(",") if isinstance(names, str) else names) if name.strip()]
+    unknown = [name for name in parsed if name not in METRICS]
+    if unknown or not parsed:
+        given = f"unknown metric '{unknown[0]}'" if unknown else "no metric"
+        raise UserError(f"{given} in --metrics; give a comma list of {', '.join(METRICS)}, e.g. --metrics swd,fid")
+    return list(dict.fromkeys(parsed))
+
+
+def feature_extractors(
+    metric_names: list[str], inception_model=None, inception_weights: Path | None = None, show_progress: bool = False
+) -> dict[str, FeatureExtractor]:
+    """One extractor per kind of features the metrics compare; Inception is loaded only for fid or kid."""
+    kinds = {METRICS[name].features for name in metric_names}
+    extractors = {}
+    if "swd" in kinds:
+        extractors["swd"] = FeatureExtractor(swd.SETTINGS, partial(swd.swd_features, show_progress=show_progress))
+    if "inception" in kinds:
+        model = inception_model if inception_model is not None else inception.load_inception(inception_weights)
+        extractors["inception"] = FeatureExtractor(
+            inception.network_fingerprint(model), partial(inception.inception_features, model, show_progress=show_progress)
+        )
+    return extractors
+
+
+def extract_all(extractors: dict[str, FeatureExtractor], images: np.ndarray) -> dict[str, Features]:
+    return {kind: extractor.extract(images) for kind, extractor in extractors.items()}
+
+
+def score(metric_names: list[str], real: dict[str, Features], fake: dict[str, Features]) -> dict[str, float]:
+    results = {}
+    for name in metric_names:
+        metric = METRICS[name]
+        results.update(metric.score(real[metric.features], fake[metric.features]))
+    return results
+
+
+def generate_images(generator, n: int, seed: int, show_progress: bool = False) -> np.ndarray:
+    """n uint8 NHWC images from the generator, decoded from standard-normal noise drawn with `seed`."""
+    noise = np.random.default_rng(seed).standard_normal((n, generator.input_shape[-1])).astype(np.float32)
+    batches = tqdm(range(0, n, NOISE_PER_BATCH), desc="generating", unit="batch", disable=not show_progress, leave=False)
+    return np.concatenate([to_uint8(generator(noise[start : start + NOISE_PER_BATCH], training=False)) for start in batches])
+
+
+def compute_real_features(real_images: np.ndarray, metric_names: str | Iterable[str], n: int, inception_model=None) -> dict[str, Features]:
+    """Features of the first n real images, to compute once and pass to every evaluate_generator call."""
+    return extract_all(feature_extractors(parse_metric_names(metric_names), inception_model), real_images[:n])
+
+
+def evaluate_generator(
+    generator,
+    real_images_uint8: np.ndarray,
+    metric_names: str | Iterable[str],
+    n: int,
+    seed: int,
+    *,
+    real_features: dict[str, Features] | None = None,
+    inception_model=None,
+) -> dict[str, float]:
+    """Score n generated images against the first n real ones; writes nothing.
+
+    `generator` maps (batch, noise_dim) noise to NHWC images in [-1, 1]. `real_features`, from
+    compute_real_features, saves extracting the real images' features again at every call;
+    `inception_model` (from inception.load_inception) saves loading InceptionV3 at every fid/kid call.
+    """
+    names = parse_metric_names(metric_names)
+    extractors = feature_extractors(names, inception_model)
+    if real_features is None:
+        real_features = extract_all(extractors, real_images_uint8[:n])
+    return score(names, real_features, extract_all(extractors, generate_images(generator, n, seed)))
+
+
+def real_image_paths(folder: Path) -> list[Path]:
+    """The PNGs `animegan preprocess` wrote into `folder`, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"real-image folder '{folder}' does not exist; pass --real with a folder written by `animegan preprocess`")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
+    if not paths:
+        raise UserError(f"'{folder}' holds no PNG images; run `animegan preprocess YOUR_IMAGES/ {folder}` first")
+    return paths
+
+
+def load_real_images(folder: Path, size: int, channels: int, limit: int, show_progress: bool = False) -> np.ndarray:
+    """The first `limit` PNGs of a preprocessed folder as uint8 (N, size, size, channels); colour becomes gray if channels is 1.
+
+    To be replaced by animegan.data.load_images, which reads the same files in the same order.
+    """
+    paths = real_image_paths(folder)[:limit]
+    images = np.empty((len(paths), size, size, channels), dtype=np.uint8)
+    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    for i, path in enumerate(tqdm(paths, desc="loading real images", unit="img", disable=not show_progress, leave=False)):
+        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flag)  # np.fromfile copes with any path's characters
+        if image is None:
+            raise UserError(f"cannot decode '{path}'; delete it or re-run `animegan preprocess`")
+        if image.shape[:2] != (size, size):
+            raise UserError(
+                f"'{path}' is {image.shape[1]}x{image.shape[0]} but the generator makes {size}x{size} images; "
+                f"pass --real with a folder preprocessed with --size {size}"
+            )
+        images[i] = image.reshape(size, size, 1) if channels == 1 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return images
+
+
+def real_set_fingerprint(paths: list[Path], *settings) -> str:
+    """Changes when an image is added, removed, renamed or rewritten, or when any setting changes."""
+    digest = hashlib.sha1()
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    digest.update("\0".join(map(str, settings)).encode())
+    return digest.hexdigest()[:16]
+
+
+def read_cache(path: Path) -> Features | None:
+    """The arrays cached in `path`, or None when it is missing or damaged (then they are recomputed)."""
+    try:
+        with np.load(path) as cached:
+            return {key: cached[key] for key in cached.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def write_cache(path: Path, features: Features) -> None:
+    """Write atomically; a read-only data folder only costs the cache, not the evaluation."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as file:
+            np.savez(file, **features)
+    except UserError as exc:
+        log.warning("not caching the real-image features: %s", exc)
+
+
+def cached_real_features(
+    folder: Path, size: int, channels: int, n: int, extractors: dict[str, FeatureExtractor], show_progress: bool
+) -> dict[str, Features]:
+    """Each kind's features of the first n real images, from the cache or computed and cached; images are read only on a miss."""
+    paths = real_image_paths(folder)[:n]
+    features, images = {}, None
+    for kind, extractor in extractors.items():
+        cache = Path(folder) / CACHE_DIR / f"{kind}-{real_set_fingerprint(paths, extractor.cache_key, size, channels)}.npz"
+        features[kind] = read_cache(cache)
+        if features[kind] is None:
+            if images is None:
+                images = load_real_images(folder, size, channels, n, show_progress)
+            features[kind] = extractor.extract(images)
+            write_cache(cache, features[kind])
+    return features
+
+
+def evaluate_run(
+    run_dir: Path | None,
+    real: Path | None,
+    n: int,
+    metric_names: str | Iterable[str],
+    inception_weights: Path | None = None,
+    checkpoint: str | None = None,
+    seed: int = 0,
+    runs_dir: Path = Path("runs"),
+    inception_model=None,
+) -> dict[str, float]:
+    """`animegan evaluate`: score a run's EMA generator against real images and log it in the run's metrics.jsonl.
+
+    `real` defaults to the run's data.dir. `inception_model` is a ready InceptionV3 feature model (tests
+    pass one with random weights); without it, fid and kid load `inception_weights` or Keras' ImageNet weights.
+    """
+    names = parse_metric_names(metric_names)
+    run = find_run(run_dir, Path(runs_dir))
+    generator, cfg, epoch = load_generator(run, checkpoint)
+    folder = Path(real) if real is not None else Path(cfg.data.dir)
+    if len(real_image_paths(folder)) < 2:  # checked now, not after loading Inception
+        raise UserError(f"'{folder}' holds a single image; the metrics compare sets, give --real a folder of many")
+    extractors = feature_extractors(names, inception_model, inception_weights, show_progress=True)
+    real_features = cached_real_features(folder, cfg.data.size, cfg.data.channels, n, extractors, show_progress=True)
+    fake_features = extract_all(extractors, generate_images(generator, n, seed, show_progress=True))
+    results = score(names, real_features, fake_features)
+    append_metrics(run, {"epoch": epoch, "event": "evaluate", "real": str(folder), "n": n, "seed": seed, **results})
+    return results
