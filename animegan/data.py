@@ -21,12 +21,25 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
-def fingerprint(paths: list[Path]) -> str:
-    """Changes whenever a file is added, removed, renamed or rewritten."""
+def find_images(folder: Path, limit: int = 0) -> list[Path]:
+    """The first `limit` (0 = all) images of a preprocessed folder; a missing or empty folder is a UserError."""
+    folder = Path(folder)
+    hint = f"run `animegan preprocess YOUR_IMAGES/ {folder}` first, or point at another folder"
+    if not folder.is_dir():
+        raise UserError(f"data folder '{folder}' does not exist; {hint}")
+    paths = list_images(folder)
+    if not paths:
+        raise UserError(f"data folder '{folder}' holds no images; {hint}")
+    return paths[:limit] if limit else paths
+
+
+def fingerprint(paths: list[Path], *settings) -> str:
+    """Changes whenever a file is added, removed, renamed or rewritten, or any of `settings` changes."""
     digest = hashlib.sha1()
     for path in paths:
         stat = path.stat()
         digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    digest.update("\0".join(map(str, settings)).encode())
     return digest.hexdigest()[:16]
 
 
@@ -48,24 +61,20 @@ def _channels_on_disk(path: Path) -> int:
     return 1 if image is None or image.ndim == 2 else image.shape[2]
 
 
-def load_images(folder: Path, size: int, channels: int, limit: int = 0, show_progress: bool = True) -> np.ndarray:
-    """All images of `folder` as uint8 (N, size, size, channels); cached beside the data after the first load."""
-    folder = Path(folder)
-    hint = f"run `animegan preprocess YOUR_IMAGES/ {folder}` first, or set data.dir / --data"
-    if not folder.is_dir():
-        raise UserError(f"data folder '{folder}' does not exist; {hint}")
-    paths = list_images(folder)
-    if limit:
-        paths = paths[:limit]
-    if not paths:
-        raise UserError(f"data folder '{folder}' holds no images; {hint}")
+def load_images(folder: Path, size: int, channels: int, limit: int = 0, show_progress: bool = True, cache: bool = True) -> np.ndarray:
+    """The first `limit` (0 = all) images of `folder` as uint8 (N, size, size, channels), in file-name order.
 
-    cache = folder / CACHE_DIR / f"images-{fingerprint(paths)}-{size}x{size}x{channels}.npy"
-    if cache.is_file():
+    With `cache`, the array is kept beside the data (one file, replaced when the images change), so
+    the next training start skips decoding.
+    """
+    folder = Path(folder)
+    paths = find_images(folder, limit)
+    cache_file = folder / CACHE_DIR / f"images-{fingerprint(paths)}-{size}x{size}x{channels}.npy"
+    if cache and cache_file.is_file():
         try:
-            return np.load(cache)
+            return np.load(cache_file)
         except (OSError, ValueError):
-            cache.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
+            cache_file.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
 
     images = np.empty((len(paths), size, size, channels), dtype=np.uint8)
     with ThreadPoolExecutor() as pool:  # cv2 releases the GIL while decoding
@@ -81,7 +90,8 @@ def load_images(folder: Path, size: int, channels: int, limit: int = 0, show_pro
                     f"--{'grayscale' if channels == 1 else 'color'} --overwrite`, or change data.size/data.channels"
                 )
             images[i] = image
-    _write_cache(cache, images)
+    if cache:
+        _write_cache(cache_file, images)
     return images
 
 

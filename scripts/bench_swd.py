@@ -9,7 +9,8 @@ import time
 
 import numpy as np
 
-from animegan.metrics import load_real_images, swd
+from animegan.data import load_images
+from animegan.metrics import swd
 
 
 def main():
@@ -21,7 +22,7 @@ def main():
     args = parser.parse_args()
 
     if args.folder:
-        images = load_real_images(args.folder, args.size, args.channels, args.n)
+        images = load_images(args.folder, args.size, args.channels, args.n, cache=False)
     else:
         images = np.random.default_rng(0).integers(0, 256, (args.n, args.size, args.size, args.channels), dtype=np.uint8)
     start = time.perf_counter()

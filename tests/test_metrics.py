@@ -10,6 +10,7 @@ import scipy.linalg
 from click.testing import CliRunner
 
 from animegan.cli import cli
+from animegan.data import load_images
 from animegan.errors import UserError
 from animegan.metrics import evaluate, evaluate_generator, evaluate_run, inception, swd
 from animegan.metrics.evaluate import CACHE_DIR, compute_real_features
@@ -141,7 +142,7 @@ def test_evaluate_run_logs_the_epoch_and_caches_the_real_features(fake_run, real
     def no_reading(*args, **kwargs):
         raise AssertionError("the real images were read again despite the cache")
 
-    monkeypatch.setattr(evaluate, "load_real_images", no_reading)
+    monkeypatch.setattr(evaluate, "load_images", no_reading)
     assert evaluate_run(run_dir=fake_run, real=real_folder, n=8, metric_names="swd") == results
     with pytest.raises(AssertionError, match="read again"):  # another n is another set of real images
         evaluate_run(run_dir=fake_run, real=real_folder, n=9, metric_names="swd")
@@ -179,7 +180,7 @@ def test_fid_and_kid_share_one_inception_pass_and_its_cache(fake_run, real_folde
 
 def test_evaluate_generator_writes_nothing_and_reuses_real_features(fake_run, real_folder, tmp_path):
     generator, _, _ = load_generator(fake_run)
-    real_images = evaluate.load_real_images(real_folder, 16, 1, limit=12)
+    real_images = load_images(real_folder, 16, 1, limit=12)
     before = sorted(tmp_path.rglob("*"))
     results = evaluate_generator(generator, real_images, "swd", n=8, seed=0)
     assert sorted(tmp_path.rglob("*")) == before
@@ -211,13 +212,13 @@ def test_wrong_or_too_few_real_images_are_refused(fake_run, tmp_path):
     folder.mkdir()
     for name in ("a.png", "b.png"):
         cv2.imwrite(str(folder / name), np.zeros((32, 32), np.uint8))
-    with pytest.raises(UserError, match=r"a.png' is 32x32 but the generator makes 16x16.*--size 16"):
+    with pytest.raises(UserError, match=r"a.png' is 32x32 grayscale but the config wants 16x16.*--size 16"):
         evaluate_run(run_dir=fake_run, real=folder, n=8, metric_names="swd")
     (folder / "b.png").unlink()
     with pytest.raises(UserError, match="holds a single image"):
         evaluate_run(run_dir=fake_run, real=folder, n=8, metric_names="fid")
     (folder / "a.png").unlink()
-    with pytest.raises(UserError, match="holds no PNG images"):
+    with pytest.raises(UserError, match="holds no images"):
         evaluate_run(run_dir=fake_run, real=folder, n=8, metric_names="swd")
 
 

@@ -37,8 +37,7 @@ from animegan.metrics.evaluate import (  # noqa: E402
     compute_real_features,
     evaluate_generator,
     evaluate_run,
-    load_real_images,
     parse_metric_names,
 )
 
-__all__ = ["METRICS", "Metric", "compute_real_features", "evaluate_generator", "evaluate_run", "load_real_images", "parse_metric_names"]
+__all__ = ["METRICS", "Metric", "compute_real_features", "evaluate_generator", "evaluate_run", "parse_metric_names"]

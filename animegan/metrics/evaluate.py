@@ -11,23 +11,21 @@ channels, and the exact computation (SWD settings, Inception weights): any chang
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import zipfile
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
+from animegan.data import CACHE_DIR, find_images, fingerprint, load_images
 from animegan.errors import UserError
 from animegan.images import atomic_path, to_uint8
 from animegan.metrics import METRICS, Features, inception, swd
 from animegan.rundir import append_metrics, find_run, load_generator
 
-CACHE_DIR = ".animegan-cache"  # the folder data.py keeps its image cache in
 NOISE_PER_BATCH = 256
 
 log = logging.getLogger(__name__)
@@ -111,48 +109,6 @@ def evaluate_generator(
     return score(names, real_features, extract_all(extractors, generate_images(generator, n, seed)))
 
 
-def real_image_paths(folder: Path) -> list[Path]:
-    """The PNGs `animegan preprocess` wrote into `folder`, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UserError(f"real-image folder '{folder}' does not exist; pass --real with a folder written by `animegan preprocess`")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png" and not p.name.startswith("."))
-    if not paths:
-        raise UserError(f"'{folder}' holds no PNG images; run `animegan preprocess YOUR_IMAGES/ {folder}` first")
-    return paths
-
-
-def load_real_images(folder: Path, size: int, channels: int, limit: int, show_progress: bool = False) -> np.ndarray:
-    """The first `limit` PNGs of a preprocessed folder as uint8 (N, size, size, channels); colour becomes gray if channels is 1.
-
-    To be replaced by animegan.data.load_images, which reads the same files in the same order.
-    """
-    paths = real_image_paths(folder)[:limit]
-    images = np.empty((len(paths), size, size, channels), dtype=np.uint8)
-    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    for i, path in enumerate(tqdm(paths, desc="loading real images", unit="img", disable=not show_progress, leave=False)):
-        image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), flag)  # np.fromfile copes with any path's characters
-        if image is None:
-            raise UserError(f"cannot decode '{path}'; delete it or re-run `animegan preprocess`")
-        if image.shape[:2] != (size, size):
-            raise UserError(
-                f"'{path}' is {image.shape[1]}x{image.shape[0]} but the generator makes {size}x{size} images; "
-                f"pass --real with a folder preprocessed with --size {size}"
-            )
-        images[i] = image.reshape(size, size, 1) if channels == 1 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return images
-
-
-def real_set_fingerprint(paths: list[Path], *settings) -> str:
-    """Changes when an image is added, removed, renamed or rewritten, or when any setting changes."""
-    digest = hashlib.sha1()
-    for path in paths:
-        stat = path.stat()
-        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    digest.update("\0".join(map(str, settings)).encode())
-    return digest.hexdigest()[:16]
-
-
 def read_cache(path: Path) -> Features | None:
     """The arrays cached in `path`, or None when it is missing or damaged (then they are recomputed)."""
     try:
@@ -175,14 +131,14 @@ def cached_real_features(
     folder: Path, size: int, channels: int, n: int, extractors: dict[str, FeatureExtractor], show_progress: bool
 ) -> dict[str, Features]:
     """Each kind's features of the first n real images, from the cache or computed and cached; images are read only on a miss."""
-    paths = real_image_paths(folder)[:n]
+    paths = find_images(folder, n)
     features, images = {}, None
     for kind, extractor in extractors.items():
-        cache = Path(folder) / CACHE_DIR / f"{kind}-{real_set_fingerprint(paths, extractor.cache_key, size, channels)}.npz"
+        cache = Path(folder) / CACHE_DIR / f"{kind}-{fingerprint(paths, extractor.cache_key, size, channels)}.npz"
         features[kind] = read_cache(cache)
         if features[kind] is None:
             if images is None:
-                images = load_real_images(folder, size, channels, n, show_progress)
+                images = load_images(folder, size, channels, n, show_progress, cache=False)
             features[kind] = extractor.extract(images)
             write_cache(cache, features[kind])
     return features
@@ -208,7 +164,7 @@ def evaluate_run(
     run = find_run(run_dir, Path(runs_dir))
     generator, cfg, epoch = load_generator(run, checkpoint)
     folder = Path(real) if real is not None else Path(cfg.data.dir)
-    if len(real_image_paths(folder)) < 2:  # checked now, not after loading Inception
+    if len(find_images(folder)) < 2:  # checked now, not after loading Inception
         raise UserError(f"'{folder}' holds a single image; the metrics compare sets, give --real a folder of many")
     extractors = feature_extractors(names, inception_model, inception_weights, show_progress=True)
     real_features = cached_real_features(folder, cfg.data.size, cfg.data.channels, n, extractors, show_progress=True)
