@@ -26,6 +26,7 @@ from animegan.images import make_grid, to_uint8, write_png
 from animegan.models import build_discriminator, build_generator
 
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8x8)
+EVAL_IMAGES = 2000  # images per set for the metrics run every train.eval_every epochs
 FETCH_EVERY = 10  # steps between reading losses back from the device (each read is a sync)
 
 
@@ -281,6 +282,7 @@ class EpochLoop:
         self.checkpoints, self.run_dir, self.chief, self.data = checkpoints, run, chief, data
         self.global_batch, self.steps_per_epoch = global_batch, steps_per_epoch
         self.log = None
+        self.evaluator = Evaluator(cfg, data, run) if chief and cfg.train.eval_every else None
 
     def run(self, stop: GracefulStop) -> None:
         from animegan.monitor import RunLog, write_progress_gif
@@ -365,5 +367,40 @@ class EpochLoop:
             write_png(rundir.samples_dir(self.run_dir) / f"epoch_{epoch:04d}.png", grid)
         if epoch % cfg.train.save_every == 0 or last:
             self.checkpoints.save(int(state.step))
+        if self.evaluator is not None and epoch % cfg.train.eval_every == 0:
+            record.update(self.evaluator.evaluate(state))
         if self.log is not None:
             self.log.epoch(record, grid)
+
+
+class Evaluator:
+    """Scores the EMA generator with train.eval_metric every train.eval_every epochs and keeps the
+    best checkpoint so far in checkpoints/best/ (lower is better for every metric we offer)."""
+
+    def __init__(self, cfg: Config, data: tf.Tensor, run: Path):
+        from animegan.metrics import compute_real_features
+
+        self.metric = cfg.train.eval_metric
+        self.n = min(EVAL_IMAGES, int(data.shape[0]))
+        self.seed = cfg.train.seed
+        self.inception = None
+        if self.metric in ("fid", "kid"):
+            from animegan.metrics.inception import load_inception
+
+            self.inception = load_inception()
+        self.real = data[: self.n].numpy()
+        self.real_features = compute_real_features(self.real, [self.metric], self.n, self.inception)
+        self.best_value = math.inf
+        self.best_dir = rundir.checkpoint_dir(run) / "best"
+
+    def evaluate(self, state: TrainState) -> dict:
+        from animegan.metrics import evaluate_generator
+
+        results = evaluate_generator(state.ema_generator, self.real, [self.metric], self.n, self.seed,
+                                     real_features=self.real_features, inception_model=self.inception)
+        if results[self.metric] < self.best_value:
+            self.best_value = results[self.metric]
+            best = tf.train.CheckpointManager(state.checkpoint(), str(self.best_dir), max_to_keep=1, checkpoint_name="best")
+            best.save(checkpoint_number=int(state.step))
+            log(f"new best {self.metric} {self.best_value:.3f}: {best.latest_checkpoint}")
+        return results

@@ -174,3 +174,14 @@ def test_signal_saves_a_checkpoint_and_resume_finishes(tmp_path, sig, code):
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert rundir.read_metrics(run)[-1]["epoch"] == done_epochs + 1
+
+
+def test_eval_every_logs_the_metric_and_keeps_the_best_checkpoint(tiny_data):
+    cfg = tiny_data
+    cfg.train.epochs, cfg.train.eval_every = 2, 1
+    run = train(cfg)
+    records = rundir.read_metrics(run)
+    assert all(r["swd"] > 0 for r in records)
+    best = tf.train.latest_checkpoint(str(rundir.checkpoint_dir(run) / "best"))
+    best_epoch = int(tf.train.load_checkpoint(best).get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+    assert records[best_epoch - 1]["swd"] == min(r["swd"] for r in records)
