@@ -294,12 +294,13 @@ class EpochLoop:
             done_in_epoch = int(state.step) - int(state.epoch) * self.steps_per_epoch
             skip = done_in_epoch if 0 <= done_in_epoch < self.steps_per_epoch else 0
             for epoch in range(int(state.epoch) + 1, cfg.train.epochs + 1):
+                epoch_start = time.perf_counter()
                 sums, seconds = self.run_epoch(epoch, skip, stop)
                 skip = 0
                 if stop.signum is not None:
                     self.stop_for_signal(stop.signum)
                 state.epoch.assign(epoch)
-                self.end_of_epoch(epoch, sums, seconds)
+                self.end_of_epoch(epoch, sums, seconds, epoch_start)
             if self.chief:
                 gif = write_progress_gif(self.run_dir)
                 last = sorted(rundir.samples_dir(self.run_dir).glob("epoch_*.png"))
@@ -355,12 +356,12 @@ class EpochLoop:
             log(f"{name}: saved {prefix} at step {int(self.state.step)}; resume with: animegan train --resume {self.run_dir}")
         raise SystemExit(128 + signum)
 
-    def end_of_epoch(self, epoch: int, sums: dict, seconds: float) -> None:
+    def end_of_epoch(self, epoch: int, sums: dict, seconds: float, epoch_start: float) -> None:
+        """Sample grid, checkpoint, metrics: `images_per_s` counts the steps alone, `wall_s` the whole epoch."""
         cfg, state = self.cfg, self.state
         record = {"epoch": epoch, "step": int(state.step)}
         record.update({k: sums[k] / max(sums.get("n", 1), 1) for k in ("d_loss", "g_loss", "d_real", "d_fake") if k in sums})
         record["images_per_s"] = sums["steps"] * self.global_batch / max(seconds, 1e-9)
-        record["wall_s"] = seconds
         last = epoch == cfg.train.epochs
         grid = sample_grid(state) if self.chief and (epoch % cfg.train.sample_every == 0 or last) else None
         if grid is not None:
@@ -369,6 +370,7 @@ class EpochLoop:
             self.checkpoints.save(int(state.step))
         if self.evaluator is not None and epoch % cfg.train.eval_every == 0:
             record.update(self.evaluator.evaluate(state))
+        record["wall_s"] = time.perf_counter() - epoch_start
         if self.log is not None:
             self.log.epoch(record, grid)
 

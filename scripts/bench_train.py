@@ -1,0 +1,199 @@
+"""Training speed and memory: the TensorFlow-tutorial DCGAN loop against animegan's, at 56x56x1, batch 256.
+
+    python scripts/bench_train.py                 # float32 + every precision this CPU runs natively
+    python scripts/bench_train.py --precisions float32,mixed_bfloat16 --repeats 5
+
+Each measurement runs in a fresh child process (so peak memory, VmHWM, belongs to that variant
+alone); variants are interleaved and repeated, and the table gives medians. "tutorial" is the
+plain keras-io/TensorFlow-tutorial loop: Sequential models, GradientTape, @tf.function,
+from_tensor_slices(float32).shuffle().batch(256), D called twice. "animegan" is the real training
+step and input pipeline (uint8 data set, index-batch gather, DiffAugment off so both do the same
+maths) with the default config's models. "animegan train" runs the whole `train()` for 2 epochs
+and reports the second epoch's images/s including sampling and checkpointing.
+Prints a table and writes JSON (default bench-out/train.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # measure this checkout, not whichever animegan is installed
+
+SIZE, BATCH, NOISE = 56, 256, 160
+
+
+def peak_memory_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def timed_steps(step, batches, warmup: int, steps: int) -> float:
+    """Images/s over `steps` steps after `warmup` untimed ones (tracing, allocator warm-up)."""
+    iterator = iter(batches)
+    for _ in range(warmup):
+        step(next(iterator))
+    start = time.perf_counter()
+    for _ in range(steps):
+        result = step(next(iterator))
+    float(result)  # wait for the last step
+    return steps * BATCH / (time.perf_counter() - start)
+
+
+def tutorial(images, warmup: int, steps: int) -> float:
+    """The TensorFlow DCGAN tutorial, scaled to 56x56 as in the blog recipe."""
+    import tensorflow as tf
+    from tensorflow.keras import layers
+
+    generator = tf.keras.Sequential([
+        layers.Input((NOISE,)), layers.Dense(7 * 7 * 256, use_bias=False), layers.BatchNormalization(), layers.LeakyReLU(),
+        layers.Reshape((7, 7, 256)),
+        layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False), layers.BatchNormalization(), layers.LeakyReLU(),
+        layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False), layers.BatchNormalization(), layers.LeakyReLU(),
+        layers.Conv2DTranspose(32, 5, strides=2, padding="same", use_bias=False), layers.BatchNormalization(), layers.LeakyReLU(),
+        layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False, activation="tanh"),
+    ])
+    discriminator = tf.keras.Sequential([
+        layers.Input((SIZE, SIZE, 1)),
+        layers.Conv2D(64, 5, strides=2, padding="same"), layers.LeakyReLU(), layers.Dropout(0.3),
+        layers.Conv2D(128, 5, strides=2, padding="same"), layers.LeakyReLU(), layers.Dropout(0.3),
+        layers.Flatten(), layers.Dense(1),
+    ])
+    bce = tf.keras.losses.BinaryCrossentropy(from_logits=True)
+    g_opt, d_opt = tf.keras.optimizers.Adam(1e-4), tf.keras.optimizers.Adam(1e-4)
+
+    @tf.function
+    def train_step(real):
+        noise = tf.random.normal([BATCH, NOISE])
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = generator(noise, training=True)
+            real_out, fake_out = discriminator(real, training=True), discriminator(fake, training=True)
+            g_loss = bce(tf.ones_like(fake_out), fake_out)
+            d_loss = bce(tf.ones_like(real_out), real_out) + bce(tf.zeros_like(fake_out), fake_out)
+        g_opt.apply_gradients(zip(g_tape.gradient(g_loss, generator.trainable_variables), generator.trainable_variables))
+        d_opt.apply_gradients(zip(d_tape.gradient(d_loss, discriminator.trainable_variables), discriminator.trainable_variables))
+        return d_loss
+
+    data = (images.astype("float32") - 127.5) / 127.5  # the tutorial holds the data set as float32
+    batches = tf.data.Dataset.from_tensor_slices(data).shuffle(len(data)).batch(BATCH).repeat()
+    return timed_steps(train_step, batches, warmup, steps)
+
+
+def animegan_step(images, precision: str, warmup: int, steps: int) -> float:
+    import keras
+    import tensorflow as tf
+
+    from animegan.config import Config
+    from animegan.data import epoch_dataset
+    from animegan.train import build_state, make_train_step
+
+    cfg = Config()
+    cfg.train.augment = ""  # the tutorial has none either
+    keras.mixed_precision.set_global_policy(precision)
+    strategy = tf.distribute.get_strategy()
+    state = build_state(cfg, precision)
+    step = make_train_step(cfg, state, strategy, BATCH, xla=False)
+    data = tf.constant(images)
+    batches = epoch_dataset(data, BATCH, 0, 1).repeat()
+    return timed_steps(lambda batch: step(batch)["d_loss"], batches, warmup, steps)
+
+
+def animegan_train(images, precision: str) -> float:
+    """Whole epochs of `train()`: the second epoch's images per second of wall time, end-of-epoch work included."""
+    import cv2
+
+    from animegan.config import Config
+    from animegan.rundir import read_metrics
+    from animegan.train import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        face = Path(tmp) / "face"
+        face.mkdir()
+        for i, image in enumerate(images[: BATCH * 20]):
+            cv2.imwrite(str(face / f"{i:05d}.png"), image)
+        cfg = Config()
+        cfg.data.dir, cfg.train.runs_dir, cfg.train.epochs, cfg.train.precision = str(face), str(Path(tmp) / "runs"), 2, precision
+        cfg.train.augment = ""
+        run = train(cfg)
+        record = read_metrics(run)[-1]
+        return 20 * BATCH / record["wall_s"]
+
+
+def child(variant: str, precision: str, warmup: int, steps: int) -> None:
+    import numpy as np
+
+    images = np.random.default_rng(0).integers(0, 256, (20000, SIZE, SIZE, 1), dtype=np.uint8)
+    if variant == "tutorial":
+        rate = tutorial(images, warmup, steps)
+    elif variant == "animegan":
+        rate = animegan_step(images, precision, warmup, steps)
+    else:
+        rate = animegan_train(images, precision)
+    print(json.dumps({"images_per_s": rate, "peak_mib": peak_memory_mib()}))
+
+
+def run_child(variant: str, precision: str, warmup: int, steps: int) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, __file__, "--child", variant, "--precisions", precision, "--warmup", str(warmup), "--steps", str(steps)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{variant} {precision} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--precisions", help="comma list (default: float32 plus the CPU's native bf16 if any)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--no-train", action="store_true", help="skip the whole-epoch `animegan train` measurement")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "train.json")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.precisions, args.warmup, args.steps)
+        return
+
+    from animegan.distribute import cpu_has_native_bf16
+
+    precisions = args.precisions.split(",") if args.precisions else ["float32"] + (["mixed_bfloat16"] if cpu_has_native_bf16() else [])
+    variants = [("tutorial", "float32")] + [("animegan", p) for p in precisions]
+    if not args.no_train:
+        variants += [("animegan train", p) for p in precisions]
+    results = {v: [] for v in variants}
+    for repeat in range(args.repeats):
+        for variant in variants:
+            results[variant].append(run_child(*variant, args.warmup, args.steps))
+            print(f"  run {repeat + 1}/{args.repeats} {variant[0]} {variant[1]}: {results[variant][-1]['images_per_s']:.0f} img/s", file=sys.stderr)
+
+    baseline = statistics.median(r["images_per_s"] for r in results[("tutorial", "float32")])
+    rows = []
+    for (variant, precision), runs in results.items():
+        rate = statistics.median(r["images_per_s"] for r in runs)
+        rows.append({"variant": variant, "precision": precision, "images_per_s": round(rate, 1),
+                     "runs": [round(r["images_per_s"], 1) for r in runs], "ratio_to_tutorial": round(rate / baseline, 3),
+                     "peak_mib": round(statistics.median(r["peak_mib"] for r in runs))})
+    print(f"\n{'variant':<16} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'peak MiB':>9}")
+    for row in rows:
+        print(f"{row['variant']:<16} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_tutorial']:>11.2f} {row['peak_mib']:>9}")
+    report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
+              "size": SIZE, "batch": BATCH, "repeats": args.repeats, "steps": args.steps, "load_avg": os.getloadavg(), "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
