@@ -172,6 +172,7 @@ def preprocess(src, dst, config_path, sets, size, color, fit, limit, workers, ke
 @config_options
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Preprocessed training folder [data.dir].")
 @click.option("--epochs", type=click.IntRange(1), help="Total epochs the run should reach, also on --resume [train.epochs].")
+@click.option("--minutes", type=click.FloatRange(0), help="Stop at the first epoch end after this many minutes, 0 = no limit [train.max_minutes].")
 @click.option("--batch-size", type=click.IntRange(1), help="Global batch size [train.batch_size].")
 @click.option("--lr", type=float, help="Learning rate of both networks [train.g_lr, train.d_lr].")
 @click.option("--seed", type=int, help="Seed for weights, noise and shuffling [train.seed].")
@@ -181,7 +182,7 @@ def preprocess(src, dst, config_path, sets, size, color, fit, limit, workers, ke
 @click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]), help="[train.strategy]")
 @click.option("--name", help="Run folder name under train.runs_dir [train.name].")
 @click.option("--resume", type=click.Path(path_type=Path), help="Continue the run in this folder from its latest checkpoint.")
-def train(config_path, sets, data_dir, epochs, batch_size, lr, seed, precision, xla, augment, strategy, name, resume):
+def train(config_path, sets, data_dir, epochs, minutes, batch_size, lr, seed, precision, xla, augment, strategy, name, resume):
     """Train the DCGAN on the preprocessed images; checkpoints and samples go to runs/<name>/.
 
     \b
@@ -193,6 +194,7 @@ def train(config_path, sets, data_dir, epochs, batch_size, lr, seed, precision, 
     overrides = {
         "data.dir": None if data_dir is None else str(data_dir),
         "train.epochs": epochs,
+        "train.max_minutes": minutes,
         "train.batch_size": batch_size,
         "train.g_lr": lr,
         "train.d_lr": lr,

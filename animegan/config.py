@@ -51,6 +51,7 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 500
+    max_minutes: float = 0.0  # stop (with a checkpoint) at the first epoch end after this long; 0 = no limit
     batch_size: int = 256
     g_lr: float = 2e-4
     d_lr: float = 2e-4
@@ -109,6 +110,7 @@ RANGES = {
     "model.d_kernel": (1, 9),
     "model.d_dropout": (0.0, 0.9),
     "train.epochs": (1, None),
+    "train.max_minutes": (0.0, None),
     "train.batch_size": (1, 65536),
     "train.g_lr": (0.0, 1.0),
     "train.d_lr": (0.0, 1.0),

@@ -289,6 +289,7 @@ class EpochLoop:
 
         cfg, state = self.cfg, self.state
         self.log = RunLog(self.run_dir) if self.chief else None
+        deadline = time.monotonic() + cfg.train.max_minutes * 60 if cfg.train.max_minutes else math.inf
         try:
             # A resume from a mid-epoch checkpoint replays that epoch's order and skips the done batches.
             done_in_epoch = int(state.step) - int(state.epoch) * self.steps_per_epoch
@@ -300,7 +301,11 @@ class EpochLoop:
                 if stop.signum is not None:
                     self.stop_for_signal(stop.signum)
                 state.epoch.assign(epoch)
-                self.end_of_epoch(epoch, sums, seconds, epoch_start)
+                out_of_time = time.monotonic() >= deadline
+                self.end_of_epoch(epoch, sums, seconds, epoch_start, last=out_of_time or epoch == cfg.train.epochs)
+                if out_of_time:
+                    log(f"train.max_minutes ({cfg.train.max_minutes:g}) reached after epoch {epoch}; continue with --resume {self.run_dir}")
+                    break
             if self.chief:
                 gif = write_progress_gif(self.run_dir)
                 last = sorted(rundir.samples_dir(self.run_dir).glob("epoch_*.png"))
@@ -356,13 +361,12 @@ class EpochLoop:
             log(f"{name}: saved {prefix} at step {int(self.state.step)}; resume with: animegan train --resume {self.run_dir}")
         raise SystemExit(128 + signum)
 
-    def end_of_epoch(self, epoch: int, sums: dict, seconds: float, epoch_start: float) -> None:
+    def end_of_epoch(self, epoch: int, sums: dict, seconds: float, epoch_start: float, last: bool) -> None:
         """Sample grid, checkpoint, metrics: `images_per_s` counts the steps alone, `wall_s` the whole epoch."""
         cfg, state = self.cfg, self.state
         record = {"epoch": epoch, "step": int(state.step)}
         record.update({k: sums[k] / max(sums.get("n", 1), 1) for k in ("d_loss", "g_loss", "d_real", "d_fake") if k in sums})
         record["images_per_s"] = sums["steps"] * self.global_batch / max(seconds, 1e-9)
-        last = epoch == cfg.train.epochs
         grid = sample_grid(state) if self.chief and (epoch % cfg.train.sample_every == 0 or last) else None
         if grid is not None:
             write_png(rundir.samples_dir(self.run_dir) / f"epoch_{epoch:04d}.png", grid)
