@@ -50,6 +50,10 @@ def to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image, mode=None)
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # reading the umask means setting it; put it straight back
+
+
 @contextmanager
 def atomic_path(path: Path):
     """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
@@ -62,6 +66,7 @@ def atomic_path(path: Path):
         raise UserError(f"cannot write '{path}': {exc.strerror}; choose a writable location") from None
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual permissions
         os.replace(tmp, path)
     except OSError as exc:
         raise UserError(f"cannot write '{path}': {exc.strerror}; check free space and permissions") from None
