@@ -30,7 +30,7 @@ import os
 import signal
 import time
 from collections import Counter
-from contextlib import closing
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple, TextIO
@@ -39,7 +39,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from animegan.errors import UserError
-from animegan.images import atomic_path
+from animegan.files import atomic_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 REPORT_NAME = "preprocess.json"
@@ -192,16 +192,18 @@ def ignore_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def convert_files(paths: list[str], settings: Settings, dst: Path, workers: int) -> Iterator[Converted]:
-    """Each path's Converted result, in order: in this process for one worker, else from a pool started once."""
+@contextmanager
+def converted_files(paths: list[str], settings: Settings, dst: Path, workers: int) -> Iterator[Iterator[Converted]]:
+    """Each path's Converted result, in order: in this process for one worker, else from a pool started once
+    (and stopped on leaving the block, also when the caller stops early)."""
     convert = functools.partial(convert_file, settings, str(dst))
     if workers <= 1:
-        yield from map(convert, paths)
+        yield map(convert, paths)
         return
     # Chunks save pipe round trips (a file takes about a millisecond); 4 per worker or more keep all busy to the end.
     chunksize = max(1, min(32, len(paths) // (4 * workers)))
     with multiprocessing.Pool(workers, initializer=ignore_ctrl_c) as pool:
-        yield from pool.imap(convert, paths, chunksize=chunksize)
+        yield pool.imap(convert, paths, chunksize=chunksize)
 
 
 # ---------------------------------------------------------------- decisions, in the parent
@@ -350,11 +352,14 @@ def run_preprocess(src: Path, dst: Path, cfg, overwrite: bool = False, show_prog
 
     todo = [] if tally.limit_reached() else [file for file in files if file not in tally.done]
     workers = min(cfg.preprocess.workers or available_cpus(), len(todo))
-    results = convert_files([str(src / file) for file in todo], settings, dst, workers)
+    paths = [str(src / file) for file in todo]
     read = 0
     try:
-        with journal, closing(results):
-            for file, result in zip(todo, tqdm(results, total=len(todo), unit="file", desc="preprocess", disable=not show_progress)):
+        # The pool starts before the progress bar's thread: forking a process that runs threads is unsafe.
+        with journal, converted_files(paths, settings, dst, workers) as results, tqdm(
+            total=len(todo), unit="file", desc="preprocess", disable=not show_progress
+        ) as progress:
+            for file, result in zip(todo, results):
                 record = journal_record(file, result)
                 kept = dict(tally.add(record))
                 for index, temp_file in enumerate(result.temp_files):
@@ -364,6 +369,7 @@ def run_preprocess(src: Path, dst: Path, cfg, overwrite: bool = False, show_prog
                         os.unlink(temp_file)
                 journal.write(json.dumps(record) + "\n")  # after the renames: a logged file is a finished file
                 read += 1
+                progress.update()
                 if tally.limit_reached():
                     break
     except OSError as exc:
