@@ -18,7 +18,7 @@ from animegan.config import load_config
 from animegan.preprocess import JOURNAL_NAME, REPORT_NAME, run_preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
-ANIME_CASCADE = Path("/work/shared/models/lbpcascade_animeface.xml")
+ANIME_CASCADE = ROOT.parent / "shared" / "models" / "lbpcascade_animeface.xml"  # where this project keeps it; never in the repo
 
 
 def config(**overrides):
