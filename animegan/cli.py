@@ -138,7 +138,7 @@ def demo_data(dst, n, seed):
 @click.option("--keep-duplicates", is_flag=True, default=None, help="Keep byte-identical outputs [preprocess.dedupe].")
 @click.option("--crop-faces", is_flag=True, default=None, help="Write one crop per detected face [preprocess.crop_faces].")
 @click.option("--cascade", type=click.Path(path_type=Path), help="OpenCV cascade XML for --crop-faces [preprocess.cascade].")
-@click.option("--overwrite", is_flag=True, help="Redo images already written instead of skipping them.")
+@click.option("--overwrite", is_flag=True, help="Delete the images an earlier run wrote to DST and redo every file (a rerun otherwise resumes).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def preprocess(src, dst, config_path, sets, size, color, fit, limit, workers, keep_duplicates, crop_faces, cascade, overwrite, quiet):
     """Turn a folder of images (any size and format) into a clean training set.

@@ -268,7 +268,7 @@ def validate(cfg: Config, source: str = "config") -> Config:
     if cfg.model.g_width >> generator_base(cfg.data.size)[1] < 1:
         raise UserError(f"{source}: 'model.g_width' {cfg.model.g_width} is too small to halve for every upsampling")
     if cfg.preprocess.crop_faces and not cfg.preprocess.cascade:
-        raise UserError(f"{source}: 'preprocess.crop_faces' needs 'preprocess.cascade', the path of an OpenCV cascade XML")
+        raise UserError(f"{source}: 'preprocess.crop_faces' needs 'preprocess.cascade' (--cascade PATH), an OpenCV cascade XML such as lbpcascade_animeface.xml")
     return cfg
 
 

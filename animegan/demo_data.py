@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from animegan.errors import UserError
-from animegan.images import atomic_path
+from animegan.files import atomic_path
 
 MIN_SIDE, MAX_SIDE = 96, 512
 SHIFT = 4  # cv2 fixed-point bits: 1/16-pixel coordinates keep small shapes smooth

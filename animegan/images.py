@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from animegan.errors import UserError
+from animegan.files import atomic_path
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -48,31 +45,6 @@ def make_grid(images: np.ndarray, cols: int | None = None, border: int = 1, scal
 def to_pil(image: np.ndarray) -> Image.Image:
     """HWC uint8 with 1 or 3 channels to an 8-bit grayscale ('L') or 'RGB' image."""
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image, mode=None)
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # reading the umask means setting it; put it straight back
-
-
-@contextmanager
-def atomic_path(path: Path):
-    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise UserError(f"cannot write '{path}': {exc.strerror}; choose a writable location") from None
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual permissions
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UserError(f"cannot write '{path}': {exc.strerror}; check free space and permissions") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_png(path: Path, image: np.ndarray) -> Path:

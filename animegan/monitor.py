@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from animegan import rundir
-from animegan.images import atomic_path, write_gif
+from animegan.files import atomic_path
+from animegan.images import write_gif
 
 CURVES = (("d_loss", (200, 40, 40)), ("g_loss", (40, 90, 200)), ("d_real", (40, 160, 60)), ("d_fake", (220, 140, 0)))
 

@@ -50,7 +50,7 @@ def new_run_dir(cfg: Config) -> Path:
 
 
 def save_config(run: Path, cfg: Config) -> None:
-    from animegan.images import atomic_path
+    from animegan.files import atomic_path
 
     with atomic_path(Path(run) / CONFIG_FILE) as tmp:
         tmp.write_text(cfg.to_yaml(), encoding="utf-8")

@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from animegan.data import CACHE_DIR, find_images, fingerprint, load_images
 from animegan.errors import UserError
-from animegan.images import atomic_path, to_uint8
+from animegan.files import atomic_path
+from animegan.images import to_uint8
 from animegan.metrics import METRICS, Features, inception, swd
 from animegan.rundir import append_metrics, find_run, load_generator
 

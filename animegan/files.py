@@ -1,0 +1,35 @@
+"""Atomic file writes. Standard library only, so that importing it costs nothing (preprocess starts fast)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from animegan.errors import UserError
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # reading the umask means setting it; put it straight back
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temp path beside `path`; rename it over `path` only if the block succeeds."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise UserError(f"cannot write '{path}': {exc.strerror}; choose a writable location") from None
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give the usual permissions
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write '{path}': {exc.strerror}; check free space and permissions") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
