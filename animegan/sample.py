@@ -128,6 +128,9 @@ def trace_generator(generator):
     return tf.function(lambda noise: generator(noise, training=False), input_signature=[tf.TensorSpec([None, noise_dim], tf.float32)])
 
 
-def generate(traced, noise: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+def generate(traced, noise: np.ndarray, batch_size: int = BATCH_SIZE, show_progress: bool = False) -> np.ndarray:
     """Run `trace_generator`'s function over noise in batches; images NHWC in [-1, 1]."""
-    return np.concatenate([traced(noise[i : i + batch_size]).numpy() for i in range(0, len(noise), batch_size)])
+    from tqdm import tqdm
+
+    starts = tqdm(range(0, len(noise), batch_size), desc="generating", unit="batch", disable=not show_progress, leave=False)
+    return np.concatenate([traced(noise[i : i + batch_size]).numpy() for i in starts])

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
 from animegan.data import CACHE_DIR, find_images, fingerprint, load_images
 from animegan.errors import UserError
@@ -26,8 +25,8 @@ from animegan.files import atomic_path
 from animegan.images import to_uint8
 from animegan.metrics import METRICS, Features, inception, swd
 from animegan.rundir import append_metrics, find_run, load_generator
+from animegan.sample import draw_noise, generate, trace_generator
 
-NOISE_PER_BATCH = 256
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +75,9 @@ def score(metric_names: list[str], real: dict[str, Features], fake: dict[str, Fe
 
 
 def generate_images(generator, n: int, seed: int, show_progress: bool = False) -> np.ndarray:
-    """n uint8 NHWC images from the generator, decoded from standard-normal noise drawn with `seed`."""
-    noise = np.random.default_rng(seed).standard_normal((n, generator.input_shape[-1])).astype(np.float32)
-    batches = tqdm(range(0, n, NOISE_PER_BATCH), desc="generating", unit="batch", disable=not show_progress, leave=False)
-    return np.concatenate([to_uint8(generator(noise[start : start + NOISE_PER_BATCH], training=False)) for start in batches])
+    """n uint8 NHWC images from the same seeded noise `animegan sample --seed` draws."""
+    noise = draw_noise(n, generator.input_shape[-1], seed)
+    return to_uint8(generate(trace_generator(generator), noise, show_progress=show_progress))
 
 
 def compute_real_features(real_images: np.ndarray, metric_names: str | Iterable[str], n: int, inception_model=None) -> dict[str, Features]:
