@@ -37,6 +37,7 @@ class TrainState:
     ema_generator: keras.Model  # the generator itself when the EMA is off
     g_optimizer: keras.optimizers.Optimizer
     d_optimizer: keras.optimizers.Optimizer
+    # Read the counters with .numpy(): under a tf.distribute strategy they are MirroredVariables, which int() refuses.
     epoch: tf.Variable  # epochs completed
     step: tf.Variable  # optimizer steps taken
     rng: tf.random.Generator  # noise and augmentation
@@ -178,7 +179,11 @@ class Checkpoints:
 
     def __init__(self, state: TrainState, run: Path, keep: int, chief: bool):
         self.checkpoint = state.checkpoint()
-        directory = rundir.checkpoint_dir(run) if chief else Path(tempfile.mkdtemp(prefix="animegan-worker-"))
+        if chief:
+            directory = rundir.checkpoint_dir(run)
+        else:
+            self.scratch = tempfile.TemporaryDirectory(prefix="animegan-worker-")  # deleted with this object
+            directory = self.scratch.name
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep, checkpoint_name=rundir.CHECKPOINT_PREFIX)
 
     def save(self, step: int) -> str:
@@ -227,8 +232,9 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
     precision = choose_precision(cfg.train.precision, gpus)
     xla = choose_xla(cfg.train.xla, gpus)
     strategy = choose_strategy(cfg.train.strategy)
-    chief = is_chief(strategy)
-    run = Path(resume) if resume is not None else rundir.new_run_dir(cfg)
+    chief = is_chief(strategy.cluster_resolver)
+    # Only the chief insists on a new run folder: on a shared disk it may already have written it.
+    run = Path(resume) if resume is not None else rundir.new_run_dir(cfg, must_be_new=chief)
 
     images = load_images(Path(cfg.data.dir), cfg.data.size, cfg.data.channels, cfg.data.limit, show_progress=chief)
     global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
@@ -242,7 +248,7 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
         checkpoints = Checkpoints(state, run, cfg.train.keep_checkpoints, chief)
         if resume is not None:
             restored = checkpoints.restore_latest(run)
-            tqdm.write(f"resumed {restored} (epoch {int(state.epoch)}, step {int(state.step)})")
+            tqdm.write(f"resumed {restored} (epoch {int(state.epoch.numpy())}, step {int(state.step.numpy())})")
         if chief:
             rundir.save_config(run, cfg)
             runtime = {"animegan": __version__, "tensorflow": tf.__version__, "precision": precision, "xla": xla,
@@ -281,9 +287,9 @@ class EpochLoop:
         self.log = RunLog(self.run_dir) if self.chief else None
         try:
             # A resume from a mid-epoch checkpoint replays that epoch's order and skips the done batches.
-            done_in_epoch = int(state.step) - int(state.epoch) * self.steps_per_epoch
+            done_in_epoch = int(state.step.numpy()) - int(state.epoch.numpy()) * self.steps_per_epoch
             skip = done_in_epoch if 0 <= done_in_epoch < self.steps_per_epoch else 0
-            for epoch in range(int(state.epoch) + 1, cfg.train.epochs + 1):
+            for epoch in range(int(state.epoch.numpy()) + 1, cfg.train.epochs + 1):
                 sums, seconds = self.run_epoch(epoch, skip, stop)
                 skip = 0
                 if stop.signum is not None:
@@ -339,15 +345,15 @@ class EpochLoop:
         pending.clear()
 
     def stop_for_signal(self, signum: int) -> None:
-        prefix = self.checkpoints.save(int(self.state.step))
+        prefix = self.checkpoints.save(int(self.state.step.numpy()))
         name = signal.Signals(signum).name
         if self.chief:
-            tqdm.write(f"{name}: saved {prefix} at step {int(self.state.step)}; resume with: animegan train --resume {self.run_dir}")
+            tqdm.write(f"{name}: saved {prefix} at step {int(self.state.step.numpy())}; resume with: animegan train --resume {self.run_dir}")
         raise SystemExit(128 + signum)
 
     def end_of_epoch(self, epoch: int, sums: dict, seconds: float) -> None:
         cfg, state = self.cfg, self.state
-        record = {"epoch": epoch, "step": int(state.step)}
+        record = {"epoch": epoch, "step": int(state.step.numpy())}
         record.update({k: sums[k] / max(sums.get("n", 1), 1) for k in ("d_loss", "g_loss", "d_real", "d_fake") if k in sums})
         record["images_per_s"] = sums["steps"] * self.global_batch / max(seconds, 1e-9)
         record["wall_s"] = seconds
@@ -356,6 +362,6 @@ class EpochLoop:
         if grid is not None:
             write_png(rundir.samples_dir(self.run_dir) / f"epoch_{epoch:04d}.png", grid)
         if epoch % cfg.train.save_every == 0 or last:
-            self.checkpoints.save(int(state.step))
+            self.checkpoints.save(int(state.step.numpy()))
         if self.log is not None:
             self.log.epoch(record, grid)
