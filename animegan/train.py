@@ -57,7 +57,8 @@ def build_state(cfg: Config, precision: str) -> TrainState:
     """Create networks, optimizers and counters; call inside the strategy's scope."""
     keras.utils.set_random_seed(cfg.train.seed)
     size, channels = cfg.data.size, cfg.data.channels
-    generator = build_generator(cfg.model, size, channels)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    generator = build_generator(cfg.model, size, channels, sync_batchnorm=replicas > 1)
     discriminator = build_discriminator(cfg.model, size, channels)
     ema_generator = generator
     if cfg.train.ema_decay > 0:
