@@ -98,9 +98,10 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
     def average(per_image):
         return tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
 
-    def replica_step(real_uint8):
+    def replica_step(real_uint8, global_noise):
         real = tf.cast(real_uint8, tf.float32) / 127.5 - 1.0
-        noise = state.rng.normal([tf.shape(real)[0], cfg.model.noise_dim])
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        noise = tf.reshape(global_noise, [strategy.num_replicas_in_sync, -1, cfg.model.noise_dim])[replica]
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = G(noise, training=True)
             if ops:
@@ -115,6 +116,8 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
             g_target = state.g_optimizer.scale_loss(g_loss) if scaled else g_loss
         d_grads = d_tape.gradient(d_target, D.trainable_variables)
         g_grads = g_tape.gradient(g_target, G.trainable_variables)
+        if scaled and strategy.num_replicas_in_sync > 1:
+            d_grads, g_grads = overflow_everywhere(d_grads), overflow_everywhere(g_grads)
         state.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))
         state.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
         return {
@@ -128,7 +131,11 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
 
     @tf.function
     def train_step(batch):
-        per_replica = strategy.run(replica_step, args=(batch,))
+        # The noise of the whole global batch is drawn here, outside the replicas, and each replica
+        # takes its own rows: drawn inside, a tf.random.Generator hashes in the replica id, so N
+        # replicas would not see the noise one device sees. Augmentation draws inside, per replica.
+        noise = state.rng.normal([global_batch, cfg.model.noise_dim])
+        per_replica = strategy.run(replica_step, args=(batch, noise))
         stats = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
         if state.ema_generator is not state.generator:
             update_ema(state, ema_beta(cfg, state.step, global_batch))
@@ -136,6 +143,19 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
         return stats
 
     return train_step
+
+
+def overflow_everywhere(grads: list) -> list:
+    """Turn this replica's gradients to NaN when any replica's have overflowed (call in replica context).
+
+    Keras's LossScaleOptimizer decides whether to skip a step from each replica's own gradients,
+    before they are summed: when only some replicas overflow it either applies the summed Inf
+    (replica 0 decides, so the weights break) or the replicas disagree about joining the sum (a
+    hang with XLA on GPUs). After this every replica skips the step, as one device would.
+    """
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+    overflowed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(~finite, tf.float32))
+    return [tf.where(overflowed > 0, tf.constant(float("nan"), g.dtype), g) for g in grads]
 
 
 def update_ema(state: TrainState, beta) -> None:
@@ -206,7 +226,9 @@ class Checkpoints:
 
 
 def fit_batch_size(requested: int, num_images: int, replicas: int) -> int:
-    """Shrink the batch to the data set when it is smaller than one batch (a small-data warning, not an error)."""
+    """The global batch: `requested`, shrunk to the data set when that is smaller (a warning, not an error)."""
+    if requested % replicas:
+        raise UserError(f"train.batch_size {requested} does not split evenly over {replicas} replicas; use a multiple of {replicas}")
     if num_images < max(2, replicas):
         raise UserError(f"only {num_images} training image(s); at least {max(2, replicas)} are needed: add images and re-run preprocess")
     if num_images >= requested:
