@@ -288,7 +288,16 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
         train_step = make_train_step(cfg, state, strategy, global_batch, xla)
         loop = EpochLoop(cfg, state, strategy, train_step, checkpoints, run, chief, data, global_batch, steps_per_epoch)
         with GracefulStop() as stop:
-            loop.run(stop)
+            try:
+                loop.run(stop)
+            except tf.errors.UnavailableError:
+                if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                    raise
+                # A worker that stops (crash, kill, lost machine) aborts the collective ops of all the others.
+                raise UserError(
+                    f"another worker stopped, so this one cannot go on; see that worker's output, then start "
+                    f"every worker again with: animegan train --resume {run}"
+                ) from None
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     return run
