@@ -118,14 +118,22 @@ def epoch_dataset(images, batch_size: int, seed: int, epoch: int, skip_batches: 
 
     `images` is a tf.Tensor holding the data set; batches are gathered from shuffled indices, which
     costs one gather per batch instead of per-image work in a shuffle buffer.
+
+    `batch_size` is the global batch. strategy.experimental_distribute_dataset splits each batch
+    between the replicas; with several workers, each builds this same pipeline and TensorFlow's
+    auto-sharding keeps every worker's own share of each batch. DATA sharding is named outright:
+    the images are one tensor, not files to divide.
     """
     import tensorflow as tf
 
     order = epoch_order(int(images.shape[0]), seed, epoch)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return (
         tf.data.Dataset.from_tensor_slices(order)
         .batch(batch_size, drop_remainder=True)
         .skip(skip_batches)
         .map(lambda index: tf.gather(images, index), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
+        .with_options(options)
     )

@@ -23,7 +23,12 @@ def setup_devices() -> list:
 
 
 def choose_strategy(name: str) -> tf.distribute.Strategy:
-    """auto: several workers when TF_CONFIG says so, all local GPUs when there are several, else default."""
+    """auto: several workers when TF_CONFIG says so, all local GPUs when there are several, else default.
+
+    mirrored: one replica per local GPU; without GPUs, one per logical CPU device. A CPU is one
+    device unless it was split with tf.config.set_logical_device_configuration (the tests do, to
+    check that two replicas train like one); TensorFlow already runs CPU ops on every core.
+    """
     if name == "auto":
         if os.environ.get("TF_CONFIG"):
             name = "multiworker"
@@ -34,23 +39,28 @@ def choose_strategy(name: str) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
     if not os.environ.get("TF_CONFIG"):
-        raise UserError("train.strategy 'multiworker' needs the TF_CONFIG environment variable; see README 'Several machines'")
+        raise UserError(
+            "train.strategy 'multiworker' needs the TF_CONFIG environment variable on every worker; "
+            "to train in one process use --strategy auto (see README 'Several GPUs and several machines')"
+        )
     try:
         json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError:
-        raise UserError("TF_CONFIG is not valid JSON; see README 'Several machines' for an example") from None
+        raise UserError("TF_CONFIG is not valid JSON; see README 'Several GPUs and several machines' for an example") from None
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Only the chief (worker 0) writes checkpoints, samples and logs."""
-    resolver = getattr(strategy.extended, "_cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
+def is_chief(cluster: tf.distribute.cluster_resolver.ClusterResolver | None) -> bool:
+    """Whether this process writes checkpoints, samples and logs: the "chief" task when the cluster
+    has one, else worker 0 (as in TensorFlow). A single process (no cluster) is its own chief."""
+    if cluster is None or not cluster.cluster_spec().as_dict():
         return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+    if "chief" in cluster.cluster_spec().as_dict():
+        return cluster.task_type == "chief"
+    return cluster.task_type == "worker" and cluster.task_id == 0
 
 
 def cpu_has_native_bf16() -> bool:

@@ -37,12 +37,12 @@ def metrics_path(run: Path) -> Path:
     return Path(run) / "metrics.jsonl"
 
 
-def new_run_dir(cfg: Config) -> Path:
+def new_run_dir(cfg: Config, must_be_new: bool = True) -> Path:
     """runs/<train.name>, or runs/<config name>-<next free counter> when no name is given."""
     root = Path(cfg.train.runs_dir)
     if cfg.train.name:
         run = root / cfg.train.name
-        if (run / CONFIG_FILE).exists():
+        if must_be_new and (run / CONFIG_FILE).exists():
             raise UserError(f"run '{run}' already exists; resume it with --resume {run}, or pick another --name")
         return run
     taken = [int(m.group(1)) for p in root.glob(f"{cfg.name}-*") if (m := re.fullmatch(rf"{re.escape(cfg.name)}-(\d+)", p.name))]

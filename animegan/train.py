@@ -44,6 +44,7 @@ class TrainState:
     ema_generator: keras.Model  # the generator itself when the EMA is off
     g_optimizer: keras.optimizers.Optimizer
     d_optimizer: keras.optimizers.Optimizer
+    # Read the counters with .numpy(): under a tf.distribute strategy they are MirroredVariables, which int() refuses.
     epoch: tf.Variable  # epochs completed
     step: tf.Variable  # optimizer steps taken
     rng: tf.random.Generator  # noise and augmentation
@@ -64,7 +65,8 @@ def build_state(cfg: Config, precision: str) -> TrainState:
     """Create networks, optimizers and counters; call inside the strategy's scope."""
     keras.utils.set_random_seed(cfg.train.seed)
     size, channels = cfg.data.size, cfg.data.channels
-    generator = build_generator(cfg.model, size, channels)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    generator = build_generator(cfg.model, size, channels, sync_batchnorm=replicas > 1)
     discriminator = build_discriminator(cfg.model, size, channels)
     ema_generator = generator
     if cfg.train.ema_decay > 0:
@@ -105,9 +107,10 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
     def average(per_image):
         return tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
 
-    def replica_step(real_uint8):
+    def replica_step(real_uint8, global_noise):
         real = tf.cast(real_uint8, tf.float32) / 127.5 - 1.0
-        noise = state.rng.normal([tf.shape(real)[0], cfg.model.noise_dim])
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        noise = tf.reshape(global_noise, [strategy.num_replicas_in_sync, -1, cfg.model.noise_dim])[replica]
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = G(noise, training=True)
             if ops:
@@ -122,6 +125,8 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
             g_target = state.g_optimizer.scale_loss(g_loss) if scaled else g_loss
         d_grads = d_tape.gradient(d_target, D.trainable_variables)
         g_grads = g_tape.gradient(g_target, G.trainable_variables)
+        if scaled and strategy.num_replicas_in_sync > 1:
+            d_grads, g_grads = overflow_everywhere(d_grads), overflow_everywhere(g_grads)
         state.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))
         state.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
         return {
@@ -135,7 +140,11 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
 
     @tf.function
     def train_step(batch):
-        per_replica = strategy.run(replica_step, args=(batch,))
+        # The noise of the whole global batch is drawn here, outside the replicas, and each replica
+        # takes its own rows: drawn inside, a tf.random.Generator hashes in the replica id, so N
+        # replicas would not see the noise one device sees. Augmentation draws inside, per replica.
+        noise = state.rng.normal([global_batch, cfg.model.noise_dim])
+        per_replica = strategy.run(replica_step, args=(batch, noise))
         stats = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
         if state.ema_generator is not state.generator:
             update_ema(state, ema_beta(cfg, state.step, global_batch))
@@ -143,6 +152,19 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
         return stats
 
     return train_step
+
+
+def overflow_everywhere(grads: list) -> list:
+    """Turn this replica's gradients to NaN when any replica's have overflowed (call in replica context).
+
+    Keras's LossScaleOptimizer decides whether to skip a step from each replica's own gradients,
+    before they are summed: when only some replicas overflow it either applies the summed Inf
+    (replica 0 decides, so the weights break) or the replicas disagree about joining the sum (a
+    hang with XLA on GPUs). After this every replica skips the step, as one device would.
+    """
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+    overflowed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(~finite, tf.float32))
+    return [tf.where(overflowed > 0, tf.constant(float("nan"), g.dtype), g) for g in grads]
 
 
 def update_ema(state: TrainState, beta) -> None:
@@ -187,7 +209,11 @@ class Checkpoints:
 
     def __init__(self, state: TrainState, run: Path, keep: int, chief: bool):
         self.checkpoint = state.checkpoint()
-        directory = rundir.checkpoint_dir(run) if chief else Path(tempfile.mkdtemp(prefix="animegan-worker-"))
+        if chief:
+            directory = rundir.checkpoint_dir(run)
+        else:
+            self.scratch = tempfile.TemporaryDirectory(prefix="animegan-worker-")  # deleted with this object
+            directory = self.scratch.name
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep, checkpoint_name=rundir.CHECKPOINT_PREFIX)
 
     def save(self, step: int) -> str:
@@ -209,7 +235,9 @@ class Checkpoints:
 
 
 def fit_batch_size(requested: int, num_images: int, replicas: int) -> int:
-    """Shrink the batch to the data set when it is smaller than one batch (a small-data warning, not an error)."""
+    """The global batch: `requested`, shrunk to the data set when that is smaller (a warning, not an error)."""
+    if requested % replicas:
+        raise UserError(f"train.batch_size {requested} does not split evenly over {replicas} replicas; use a multiple of {replicas}")
     if num_images < max(2, replicas):
         raise UserError(f"only {num_images} training image(s); at least {max(2, replicas)} are needed: add images and re-run preprocess")
     if num_images >= requested:
@@ -236,8 +264,9 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
     precision = choose_precision(cfg.train.precision, gpus)
     xla = choose_xla(cfg.train.xla, gpus)
     strategy = choose_strategy(cfg.train.strategy)
-    chief = is_chief(strategy)
-    run = Path(resume) if resume is not None else rundir.new_run_dir(cfg)
+    chief = is_chief(strategy.cluster_resolver)
+    # Only the chief insists on a new run folder: on a shared disk it may already have written it.
+    run = Path(resume) if resume is not None else rundir.new_run_dir(cfg, must_be_new=chief)
 
     images = load_images(Path(cfg.data.dir), cfg.data.size, cfg.data.channels, cfg.data.limit, show_progress=chief)
     global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
@@ -251,7 +280,7 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
         checkpoints = Checkpoints(state, run, cfg.train.keep_checkpoints, chief)
         if resume is not None:
             restored = checkpoints.restore_latest(run)
-            log(f"resumed {restored} (epoch {int(state.epoch)}, step {int(state.step)})")
+            log(f"resumed {restored} (epoch {int(state.epoch.numpy())}, step {int(state.step.numpy())})")
         if chief:
             rundir.save_config(run, cfg)
             runtime = {"animegan": __version__, "tensorflow": tf.__version__, "precision": precision, "xla": xla,
@@ -268,7 +297,16 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
         train_step = make_train_step(cfg, state, strategy, global_batch, xla)
         loop = EpochLoop(cfg, state, strategy, train_step, checkpoints, run, chief, data, global_batch, steps_per_epoch)
         with GracefulStop() as stop:
-            loop.run(stop)
+            try:
+                loop.run(stop)
+            except tf.errors.UnavailableError:
+                if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                    raise
+                # A worker that stops (crash, kill, lost machine) aborts the collective ops of all the others.
+                raise UserError(
+                    f"another worker stopped, so this one cannot go on; see that worker's output, then start "
+                    f"every worker again with: animegan train --resume {run}"
+                ) from None
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     return run
@@ -292,9 +330,9 @@ class EpochLoop:
         deadline = time.monotonic() + cfg.train.max_minutes * 60 if cfg.train.max_minutes else math.inf
         try:
             # A resume from a mid-epoch checkpoint replays that epoch's order and skips the done batches.
-            done_in_epoch = int(state.step) - int(state.epoch) * self.steps_per_epoch
+            done_in_epoch = int(state.step.numpy()) - int(state.epoch.numpy()) * self.steps_per_epoch
             skip = done_in_epoch if 0 <= done_in_epoch < self.steps_per_epoch else 0
-            for epoch in range(int(state.epoch) + 1, cfg.train.epochs + 1):
+            for epoch in range(int(state.epoch.numpy()) + 1, cfg.train.epochs + 1):
                 epoch_start = time.perf_counter()
                 sums, seconds = self.run_epoch(epoch, skip, stop)
                 skip = 0
@@ -355,23 +393,23 @@ class EpochLoop:
         pending.clear()
 
     def stop_for_signal(self, signum: int) -> None:
-        prefix = self.checkpoints.save(int(self.state.step))
+        prefix = self.checkpoints.save(int(self.state.step.numpy()))
         name = signal.Signals(signum).name
         if self.chief:
-            log(f"{name}: saved {prefix} at step {int(self.state.step)}; resume with: animegan train --resume {self.run_dir}")
+            log(f"{name}: saved {prefix} at step {int(self.state.step.numpy())}; resume with: animegan train --resume {self.run_dir}")
         raise SystemExit(128 + signum)
 
     def end_of_epoch(self, epoch: int, sums: dict, seconds: float, epoch_start: float, last: bool) -> None:
         """Sample grid, checkpoint, metrics: `images_per_s` counts the steps alone, `wall_s` the whole epoch."""
         cfg, state = self.cfg, self.state
-        record = {"epoch": epoch, "step": int(state.step)}
+        record = {"epoch": epoch, "step": int(state.step.numpy())}
         record.update({k: sums[k] / max(sums.get("n", 1), 1) for k in ("d_loss", "g_loss", "d_real", "d_fake") if k in sums})
         record["images_per_s"] = sums["steps"] * self.global_batch / max(seconds, 1e-9)
         grid = sample_grid(state) if self.chief and (epoch % cfg.train.sample_every == 0 or last) else None
         if grid is not None:
             write_png(rundir.samples_dir(self.run_dir) / f"epoch_{epoch:04d}.png", grid)
         if epoch % cfg.train.save_every == 0 or last:
-            self.checkpoints.save(int(state.step))
+            self.checkpoints.save(int(state.step.numpy()))
         if self.evaluator is not None and epoch % cfg.train.eval_every == 0:
             record.update(self.evaluator.evaluate(state))
         record["wall_s"] = time.perf_counter() - epoch_start
@@ -407,6 +445,6 @@ class Evaluator:
         if results[self.metric] < self.best_value:
             self.best_value = results[self.metric]
             best = tf.train.CheckpointManager(state.checkpoint(), str(self.best_dir), max_to_keep=1, checkpoint_name="best")
-            best.save(checkpoint_number=int(state.step))
+            best.save(checkpoint_number=int(state.step.numpy()))
             log(f"new best {self.metric} {self.best_value:.3f}: {best.latest_checkpoint}")
         return results
