@@ -11,7 +11,8 @@ animegan=.venv/bin/animegan
 
 $animegan demo-data demo/ --n 2000
 $animegan preprocess demo/ demo-face/ --config demo
-$animegan train --config demo --name quickstart-$(date +%Y%m%d-%H%M%S)
-grid=$($animegan sample --n 16 --scale 2)
+run=quickstart-$(date +%Y%m%d-%H%M%S)
+$animegan train --config demo --name "$run"
+grid=$($animegan sample --run "runs/$run" --n 16 --scale 2)
 echo
-echo "Done. The trained run is the newest folder under runs/; 16 new faces: $grid"
+echo "Done. The run is in runs/$run (samples/, losses.png, progress.gif); 16 new faces: $grid"
