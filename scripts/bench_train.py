@@ -90,7 +90,7 @@ def tutorial(images, warmup: int, steps: int) -> float:
     return timed_steps(train_step, batches, warmup, steps)
 
 
-def animegan_step(images, precision: str, warmup: int, steps: int) -> float:
+def animegan_step(images, precision: str, warmup: int, steps: int, augment: str = "") -> float:
     import keras
     import tensorflow as tf
 
@@ -99,7 +99,7 @@ def animegan_step(images, precision: str, warmup: int, steps: int) -> float:
     from animegan.train import build_state, make_train_step
 
     cfg = Config()
-    cfg.train.augment = ""  # the tutorial has none either
+    cfg.train.augment = augment
     keras.mixed_precision.set_global_policy(precision)
     strategy = tf.distribute.get_strategy()
     state = build_state(cfg, precision)
@@ -133,11 +133,15 @@ def animegan_train(images, precision: str) -> float:
 def child(variant: str, precision: str, warmup: int, steps: int) -> None:
     import numpy as np
 
+    from animegan.config import Config
+
     images = np.random.default_rng(0).integers(0, 256, (20000, SIZE, SIZE, 1), dtype=np.uint8)
     if variant == "tutorial":
         rate = tutorial(images, warmup, steps)
     elif variant == "animegan":
         rate = animegan_step(images, precision, warmup, steps)
+    elif variant == "animegan+augment":
+        rate = animegan_step(images, precision, warmup, steps, augment=Config().train.augment)
     else:
         rate = animegan_train(images, precision)
     print(json.dumps({"images_per_s": rate, "peak_mib": peak_memory_mib()}))
@@ -169,7 +173,7 @@ def main() -> None:
     from animegan.distribute import cpu_has_native_bf16
 
     precisions = args.precisions.split(",") if args.precisions else ["float32"] + (["mixed_bfloat16"] if cpu_has_native_bf16() else [])
-    variants = [("tutorial", "float32")] + [("animegan", p) for p in precisions]
+    variants = [("tutorial", "float32")] + [("animegan", p) for p in precisions] + [("animegan+augment", p) for p in precisions]
     if not args.no_train:
         variants += [("animegan train", p) for p in precisions]
     results = {v: [] for v in variants}
