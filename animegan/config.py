@@ -229,7 +229,8 @@ def _set_key(cfg: Config, key: str, value: Any, source: str) -> None:
     setattr(obj, parts[1], _coerce(key, value, hints[parts[1]], source))
 
 
-def _flatten(data: dict, source: str) -> dict[str, Any]:
+def flatten(data: dict) -> dict[str, Any]:
+    """{'train': {'epochs': 5}, 'name': 'x'} -> {'train.epochs': 5, 'name': 'x'}"""
     flat = {}
     for section, body in data.items():
         if isinstance(body, dict):
@@ -242,7 +243,7 @@ def _flatten(data: dict, source: str) -> dict[str, Any]:
 
 def validate(cfg: Config, source: str = "config") -> Config:
     """Check every range and choice; raise UserError naming the key and what is allowed."""
-    flat = _flatten(cfg.to_dict(), source)
+    flat = flatten(cfg.to_dict())
     for key, choices in CHOICES.items():
         if flat[key] not in choices:
             raise UserError(f"{source}: '{key}' is {flat[key]!r}; choose one of {', '.join(map(str, choices))}")
@@ -325,7 +326,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         if not isinstance(data, dict):
             raise UserError(f"{file}: expected a mapping of sections (data:, model:, train:, ...)")
         cfg.name = file.stem
-        apply_overrides(cfg, _flatten(data, source), source)
+        apply_overrides(cfg, flatten(data), source)
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     apply_overrides(cfg, flags, "command line")
     apply_overrides(cfg, parse_set_options(sets), "--set")
@@ -341,5 +342,5 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 def config_from_dict(data: dict, source: str) -> Config:
     """Rebuild a config saved in a run directory."""
     cfg = Config()
-    apply_overrides(cfg, _flatten(data, source), source)
+    apply_overrides(cfg, flatten(data), source)
     return validate(cfg, source)

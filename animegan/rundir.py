@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from animegan.config import Config, config_from_dict, load_config
+from animegan.config import Config, config_from_dict, flatten, load_config
 from animegan.errors import UserError
 
 CONFIG_FILE = "config.yaml"
@@ -178,7 +178,7 @@ def config_for_resume(run: Path, config_path: str | None, overrides: dict[str, A
         apply_overrides(cfg, {k: v for k, v in overrides.items() if v is not None}, "command line")
         apply_overrides(cfg, parse_set_options(sets), "--set")
         validate(cfg, "command line")
-    saved_flat, new_flat = _flat(saved), _flat(cfg)
+    saved_flat, new_flat = flatten(saved.to_dict()), flatten(cfg.to_dict())
     for key in FROZEN_ON_RESUME:
         if saved_flat[key] != new_flat[key]:
             raise UserError(
@@ -188,7 +188,3 @@ def config_for_resume(run: Path, config_path: str | None, overrides: dict[str, A
     cfg.train.name = Path(run).name
     cfg.train.runs_dir = str(Path(run).parent)
     return cfg
-
-
-def _flat(cfg: Config) -> dict[str, Any]:
-    return {f"{s}.{k}": v for s, body in cfg.to_dict().items() if isinstance(body, dict) for k, v in body.items()}
