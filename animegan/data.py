@@ -47,18 +47,22 @@ def _describe(channels: int) -> str:
     return "grayscale" if channels == 1 else "RGB"
 
 
-def _read(path: Path, channels: int) -> np.ndarray | None:
-    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+def _read(path: Path) -> np.ndarray | None:
+    """Decode a file as stored: HWC uint8 with the file's own channels (BGR order), or None."""
     data = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile copes with unicode paths everywhere
-    image = cv2.imdecode(data, flag) if data.size else None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         return None
-    return image[..., None] if channels == 1 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    return image[..., None] if image.ndim == 2 else image
 
 
-def _channels_on_disk(path: Path) -> int:
-    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    return 1 if image is None or image.ndim == 2 else image.shape[2]
+def _to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Gray(+alpha) to 1 channel, BGR(A) to RGB; an alpha channel is dropped (preprocess composites it)."""
+    if channels == 1:
+        return image[..., :1]
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
 def load_images(folder: Path, size: int, channels: int, limit: int = 0, show_progress: bool = True, cache: bool = True) -> np.ndarray:
@@ -78,18 +82,18 @@ def load_images(folder: Path, size: int, channels: int, limit: int = 0, show_pro
 
     images = np.empty((len(paths), size, size, channels), dtype=np.uint8)
     with ThreadPoolExecutor() as pool:  # cv2 releases the GIL while decoding
-        decoded = pool.map(lambda p: _read(p, channels), paths)
+        decoded = pool.map(_read, paths)
         for i, (path, image) in enumerate(tqdm(zip(paths, decoded), total=len(paths), desc="loading images", unit="img", disable=not show_progress)):
             if image is None:
                 raise UserError(f"cannot decode '{path}'; delete it or re-run `animegan preprocess`")
-            if image.shape[:2] != (size, size) or _channels_on_disk(path) not in (channels, channels + 1):
-                on_disk = _channels_on_disk(path)
+            stored = image.shape[2]
+            if image.shape[:2] != (size, size) or stored not in (channels, channels + 1):
                 raise UserError(
-                    f"'{path}' is {image.shape[1]}x{image.shape[0]} {_describe(min(on_disk, 3))} but the config wants "
+                    f"'{path}' is {image.shape[1]}x{image.shape[0]} {_describe(min(stored, 3))} but the config wants "
                     f"{size}x{size} {_describe(channels)}; re-run `animegan preprocess SRC {folder} --size {size} "
                     f"--{'grayscale' if channels == 1 else 'color'} --overwrite`, or change data.size/data.channels"
                 )
-            images[i] = image
+            images[i] = _to_channels(image, channels)
     if cache:
         _write_cache(cache_file, images)
     return images
