@@ -68,6 +68,8 @@ class RunLog:
 
         self.run = Path(run)
         self.writer = tf.summary.create_file_writer(str(self.run / "tensorboard"))
+        # The curves' history: read once (a resumed run continues its plot), then kept in memory.
+        self.history = [r for r in rundir.read_metrics(self.run) if "d_loss" in r]
 
     def epoch(self, record: dict, grid: np.ndarray | None) -> None:
         import tensorflow as tf
@@ -80,8 +82,8 @@ class RunLog:
             if grid is not None:
                 tf.summary.image("samples", grid[None], max_outputs=1)
         self.writer.flush()
-        history = [r for r in rundir.read_metrics(self.run) if "d_loss" in r]
-        plot_curves(history, self.run / "losses.png")
+        self.history.append(record)
+        plot_curves(self.history, self.run / "losses.png")
 
     def close(self) -> None:
         self.writer.close()
