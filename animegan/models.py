@@ -12,7 +12,7 @@ from animegan.config import ModelConfig, generator_base
 def build_generator(model: ModelConfig, size: int, channels: int, sync_batchnorm: bool = False) -> keras.Model:
     """Noise -> Dense(base*base*width) -> BN -> LeakyReLU -> transposed convs that double the size -> tanh.
 
-    As in the recipe: a stride-1 transposed conv to width/2 channels first, then stride-2 blocks that
+    As in the recipe: a stride-1 conv to width/2 channels first, then stride-2 blocks that
     halve the channels, the last one producing the image. The output layer computes in float32 so
     mixed precision never rounds the pixels.
 
@@ -29,7 +29,10 @@ def build_generator(model: ModelConfig, size: int, channels: int, sync_batchnorm
     net.add(layers.LeakyReLU())
     net.add(layers.Reshape((base, base, width)))
     width //= 2
-    net.add(layers.Conv2DTranspose(width, model.g_kernel, strides=1, padding="same", use_bias=False))
+    # The recipe's stride-1 Conv2DTranspose, written as the Conv2D it equals (the same function with the
+    # kernel flipped and its channel axes swapped, and the same Glorot initialisation): TensorFlow's
+    # CPU kernels train it ~1.3x faster than the transposed form.
+    net.add(layers.Conv2D(width, model.g_kernel, strides=1, padding="same", use_bias=False))
     net.add(layers.BatchNormalization(synchronized=sync_batchnorm))
     net.add(layers.LeakyReLU())
     for _ in range(doublings - 1):

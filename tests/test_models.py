@@ -1,4 +1,6 @@
+import numpy as np
 import pytest
+from keras import layers
 
 from animegan.config import ModelConfig, valid_sizes
 from animegan.models import build_discriminator, build_generator
@@ -19,10 +21,22 @@ def test_default_generator_follows_the_recipe():
     dense = generator.layers[0]
     assert generator.input_shape == (None, 160)
     assert dense.units == 7 * 7 * 256 and not dense.use_bias
-    transposed = [layer for layer in generator.layers if layer.__class__.__name__ == "Conv2DTranspose"]
-    assert [layer.filters for layer in transposed] == [128, 64, 32, 1]
-    assert [layer.strides for layer in transposed] == [(1, 1), (2, 2), (2, 2), (2, 2)]
+    convs = [layer for layer in generator.layers if layer.__class__.__name__ in ("Conv2D", "Conv2DTranspose")]
+    assert [layer.__class__.__name__ for layer in convs] == ["Conv2D"] + ["Conv2DTranspose"] * 3
+    assert [layer.filters for layer in convs] == [128, 64, 32, 1]
+    assert [layer.strides for layer in convs] == [(1, 1), (2, 2), (2, 2), (2, 2)]
     assert generator.layers[-1].get_config()["activation"] == "tanh"
+
+
+def test_a_stride_one_conv2d_equals_the_recipes_conv2d_transpose():
+    """Why the generator may use Conv2D for the recipe's stride-1 Conv2DTranspose: flip the kernel
+    in space and swap its channel axes, and the two compute the same function."""
+    transposed = layers.Conv2DTranspose(8, 5, strides=1, padding="same", use_bias=False)
+    conv = layers.Conv2D(8, 5, strides=1, padding="same", use_bias=False)
+    x = np.random.default_rng(0).standard_normal((2, 7, 7, 3)).astype("float32")
+    transposed(x), conv(x)
+    conv.set_weights([np.flip(transposed.get_weights()[0], axis=(0, 1)).transpose(0, 1, 3, 2)])
+    np.testing.assert_allclose(conv(x), transposed(x), atol=1e-5)
 
 
 def test_valid_sizes_include_the_documented_ones():
