@@ -6,7 +6,10 @@
 Each measurement runs in a fresh child process (so peak memory, VmHWM, belongs to that variant
 alone); variants are interleaved and repeated, and the table gives medians. "tutorial" is the
 plain keras-io/TensorFlow-tutorial loop: Sequential models, GradientTape, @tf.function,
-from_tensor_slices(float32).shuffle().batch(256), D called twice. "animegan" is the real training
+from_tensor_slices(float32).shuffle().batch(256), D called twice, run as TensorFlow runs it by
+default; "tutorial+onednn" is the same loop with TF_ENABLE_ONEDNN_OPTS=1, the setting animegan
+makes (TensorFlow turns oneDNN on by itself only on AVX-512-class CPUs), so the table separates
+what that switch gives from what the rest of animegan gives. "animegan" is the real training
 step and input pipeline (uint8 data set, index-batch gather, DiffAugment off so both do the same
 maths) with the default config's models. "animegan train" runs the whole `train()` for 2 epochs
 and reports the second epoch's images/s including sampling and checkpointing.
@@ -133,12 +136,15 @@ def animegan_train(images, precision: str) -> float:
 def child(variant: str, precision: str, warmup: int, steps: int) -> None:
     import numpy as np
 
+    images = np.random.default_rng(0).integers(0, 256, (20000, SIZE, SIZE, 1), dtype=np.uint8)
+    if variant.startswith("tutorial"):
+        # Before any animegan import: importing animegan sets TF_ENABLE_ONEDNN_OPTS (run_child chose it).
+        print(json.dumps({"images_per_s": tutorial(images, warmup, steps), "peak_mib": peak_memory_mib()}))
+        return
+
     from animegan.config import Config
 
-    images = np.random.default_rng(0).integers(0, 256, (20000, SIZE, SIZE, 1), dtype=np.uint8)
-    if variant == "tutorial":
-        rate = tutorial(images, warmup, steps)
-    elif variant == "animegan":
+    if variant == "animegan":
         rate = animegan_step(images, precision, warmup, steps)
     elif variant == "animegan+augment":
         rate = animegan_step(images, precision, warmup, steps, augment=Config().train.augment)
@@ -149,6 +155,9 @@ def child(variant: str, precision: str, warmup: int, steps: int) -> None:
 
 def run_child(variant: str, precision: str, warmup: int, steps: int) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's default for "tutorial", animegan's for the rest
+    if variant == "tutorial+onednn":
+        env["TF_ENABLE_ONEDNN_OPTS"] = "1"
     command = [sys.executable, __file__, "--child", variant, "--precisions", precision, "--warmup", str(warmup), "--steps", str(steps)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -173,7 +182,7 @@ def main() -> None:
     from animegan.distribute import cpu_has_native_bf16
 
     precisions = args.precisions.split(",") if args.precisions else ["float32"] + (["mixed_bfloat16"] if cpu_has_native_bf16() else [])
-    variants = [("tutorial", "float32")] + [("animegan", p) for p in precisions] + [("animegan+augment", p) for p in precisions]
+    variants = [("tutorial", "float32"), ("tutorial+onednn", "float32")] + [("animegan", p) for p in precisions] + [("animegan+augment", p) for p in precisions]
     if not args.no_train:
         variants += [("animegan train", p) for p in precisions]
     results = {v: [] for v in variants}
@@ -182,16 +191,21 @@ def main() -> None:
             results[variant].append(run_child(*variant, args.warmup, args.steps))
             print(f"  run {repeat + 1}/{args.repeats} {variant[0]} {variant[1]}: {results[variant][-1]['images_per_s']:.0f} img/s", file=sys.stderr)
 
-    baseline = statistics.median(r["images_per_s"] for r in results[("tutorial", "float32")])
+    def median_rate(variant: str) -> float:
+        return statistics.median(r["images_per_s"] for r in results[(variant, "float32")])
+
+    tutorial_rate, onednn_rate = median_rate("tutorial"), median_rate("tutorial+onednn")
     rows = []
     for (variant, precision), runs in results.items():
         rate = statistics.median(r["images_per_s"] for r in runs)
         rows.append({"variant": variant, "precision": precision, "images_per_s": round(rate, 1),
-                     "runs": [round(r["images_per_s"], 1) for r in runs], "ratio_to_tutorial": round(rate / baseline, 3),
+                     "runs": [round(r["images_per_s"], 1) for r in runs], "ratio_to_tutorial": round(rate / tutorial_rate, 3),
+                     "ratio_to_tutorial_onednn": round(rate / onednn_rate, 3),
                      "peak_mib": round(statistics.median(r["peak_mib"] for r in runs))})
-    print(f"\n{'variant':<16} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'peak MiB':>9}")
+    print(f"\n{'variant':<16} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'x tut+onednn':>13} {'peak MiB':>9}")
     for row in rows:
-        print(f"{row['variant']:<16} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_tutorial']:>11.2f} {row['peak_mib']:>9}")
+        print(f"{row['variant']:<16} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_tutorial']:>11.2f} "
+              f"{row['ratio_to_tutorial_onednn']:>13.2f} {row['peak_mib']:>9}")
     report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
               "size": SIZE, "batch": BATCH, "repeats": args.repeats, "steps": args.steps, "load_avg": os.getloadavg(), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
