@@ -157,3 +157,16 @@ def test_help_does_not_import_tensorflow_and_is_fast(args):
     assert "click" in imported
     assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras")}
     assert elapsed < 5, f"{args} took {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize("user_value, expected", [(None, "1"), ("0", "0")], ids=["default-on", "user-wins"])
+def test_importing_animegan_turns_onednn_on_unless_the_user_chose(user_value, expected):
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    if user_value is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = user_value
+    result = subprocess.run(
+        [sys.executable, "-c", "import os, animegan; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.stdout.strip() == expected, result.stderr
