@@ -52,7 +52,7 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = 500
     max_minutes: float = 0.0  # stop (with a checkpoint) at the first epoch end after this long; 0 = no limit
-    batch_size: int = 256
+    batch_size: int = 128
     g_lr: float = 2e-4
     d_lr: float = 2e-4
     beta1: float = 0.5

@@ -127,6 +127,7 @@ def animegan_train(images, precision: str) -> float:
             cv2.imwrite(str(face / f"{i:05d}.png"), image)
         cfg = Config()
         cfg.data.dir, cfg.train.runs_dir, cfg.train.epochs, cfg.train.precision = str(face), str(Path(tmp) / "runs"), 2, precision
+        cfg.train.batch_size = BATCH
         cfg.train.augment = ""
         run = train(cfg)
         record = read_metrics(run)[-1]
