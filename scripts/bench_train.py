@@ -139,15 +139,12 @@ def child(variant: str, precision: str, warmup: int, steps: int) -> None:
 
     images = np.random.default_rng(0).integers(0, 256, (20000, SIZE, SIZE, 1), dtype=np.uint8)
     if variant.startswith("tutorial"):
-        # Before any animegan import: importing animegan sets TF_ENABLE_ONEDNN_OPTS (run_child chose it).
-        print(json.dumps({"images_per_s": tutorial(images, warmup, steps), "peak_mib": peak_memory_mib()}))
-        return
-
-    from animegan.config import Config
-
-    if variant == "animegan":
+        rate = tutorial(images, warmup, steps)  # before any animegan import, which sets TF_ENABLE_ONEDNN_OPTS
+    elif variant == "animegan":
         rate = animegan_step(images, precision, warmup, steps)
     elif variant == "animegan+augment":
+        from animegan.config import Config
+
         rate = animegan_step(images, precision, warmup, steps, augment=Config().train.augment)
     else:
         rate = animegan_train(images, precision)
@@ -192,13 +189,11 @@ def main() -> None:
             results[variant].append(run_child(*variant, args.warmup, args.steps))
             print(f"  run {repeat + 1}/{args.repeats} {variant[0]} {variant[1]}: {results[variant][-1]['images_per_s']:.0f} img/s", file=sys.stderr)
 
-    def median_rate(variant: str) -> float:
-        return statistics.median(r["images_per_s"] for r in results[(variant, "float32")])
-
-    tutorial_rate, onednn_rate = median_rate("tutorial"), median_rate("tutorial+onednn")
+    rates = {key: statistics.median(r["images_per_s"] for r in runs) for key, runs in results.items()}
+    tutorial_rate, onednn_rate = rates[("tutorial", "float32")], rates[("tutorial+onednn", "float32")]
     rows = []
     for (variant, precision), runs in results.items():
-        rate = statistics.median(r["images_per_s"] for r in runs)
+        rate = rates[(variant, precision)]
         rows.append({"variant": variant, "precision": precision, "images_per_s": round(rate, 1),
                      "runs": [round(r["images_per_s"], 1) for r in runs], "ratio_to_tutorial": round(rate / tutorial_rate, 3),
                      "ratio_to_tutorial_onednn": round(rate / onednn_rate, 3),
