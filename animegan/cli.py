@@ -272,25 +272,36 @@ def export(run_dir, fmt, out, checkpoint, runs_dir):
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
 @click.option("--real", type=click.Path(path_type=Path), help="Preprocessed real images (default: the run's data.dir).")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), help="Score this folder of images (from any tool) instead of a run; needs --real.")
 @click.option("--n", "n", default=5000, show_default=True, type=click.IntRange(2), help="Images to generate and compare.")
-@click.option("--metrics", "metric_names", default="swd", show_default=True, help="Comma list of swd, fid, kid.")
-@click.option("--inception-weights", type=click.Path(path_type=Path), help="Local InceptionV3 weights file (.h5) for fid/kid.")
+@click.option("--metrics", "metric_names", default="swd,prdc,diversity", show_default=True, help="Comma list of swd, prdc, diversity, fid, kid.")
+@click.option("--inception-weights", type=click.Path(path_type=Path), help="Local InceptionV3 weights file (.h5) for fid/kid; prdc then uses Inception features too.")
 @click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True)
-def evaluate(run_dir, real, n, metric_names, inception_weights, checkpoint, seed, runs_dir):
-    """Score a run's generator against real images (SWD; FID and KID with Inception weights).
+def evaluate(run_dir, real, images_dir, n, metric_names, inception_weights, checkpoint, seed, runs_dir):
+    """Score a run's generator, or a folder of images, against real images: SWD (fidelity of local
+    detail), precision/recall/density/coverage and near-duplicates (fidelity vs variety); FID and KID
+    with Inception weights.
 
     \b
-    Example: animegan evaluate runs/default-001 --real face/ --metrics swd,fid
+    Examples: animegan evaluate runs/default-001 --real face/ --metrics swd,prdc,fid
+              animegan evaluate --images other-tool-samples/ --real face/
     """
+    if images_dir is not None and (run_dir is not None or checkpoint is not None):
+        raise click.UsageError("--images scores a folder; leave out RUN_DIR and --checkpoint")
+    if images_dir is not None and real is None:
+        raise click.UsageError("--images needs --real FOLDER, the real images to compare with")
     import_tensorflow()
-    from animegan.metrics import evaluate_run
+    from animegan.metrics import evaluate_images, evaluate_run
 
-    results = evaluate_run(
-        run_dir=run_dir, real=real, n=n, metric_names=metric_names, inception_weights=inception_weights,
-        checkpoint=checkpoint, seed=seed, runs_dir=runs_dir,
-    )
+    if images_dir is not None:
+        results = evaluate_images(images_dir, real, n, metric_names, inception_weights)
+    else:
+        results = evaluate_run(
+            run_dir=run_dir, real=real, n=n, metric_names=metric_names, inception_weights=inception_weights,
+            checkpoint=checkpoint, seed=seed, runs_dir=runs_dir,
+        )
     for key, value in results.items():
         click.echo(f"{key}: {value:.4f}")
 

@@ -46,6 +46,9 @@ class ModelConfig:
     d_widths: list = field(default_factory=lambda: [64, 128])  # one stride-2 conv per entry
     d_kernel: int = 5
     d_dropout: float = 0.0
+    leaky_slope: float = 0.3  # LeakyReLU's negative slope in both networks (Keras' default, as in the recipe)
+    d_mbstd: int = 0  # minibatch standard-deviation group size in D (ProGAN); 0 = off
+    d_spectral_norm: bool = False  # spectral normalisation of D's weight layers
 
 
 @dataclass
@@ -59,6 +62,9 @@ class TrainConfig:
     beta2: float = 0.999
     ema_decay: float = 0.999  # 0 turns the generator EMA off
     ema_rampup: float = 0.05  # EMA half-life grows to this fraction of the images seen (0 = off)
+    loss: str = "bce"  # bce (non-saturating, the recipe's) | hinge
+    r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real images; 0 = off
+    r1_every: int = 16  # apply R1 every N steps, scaled by N (StyleGAN2's lazy regularisation)
     augment: str = "translation,cutout"  # DiffAugment ops, comma-separated; "" = none
     precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16
     xla: str = "auto"  # auto | on | off
@@ -68,7 +74,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     sample_every: int = 1  # epochs between sample grids
     eval_every: int = 0  # epochs between cheap metric runs (0 = never)
-    eval_metric: str = "swd"
+    eval_metric: str = "swd"  # scored every eval_every epochs; its best checkpoint is kept in checkpoints/best/
+    eval_diversity: bool = True  # also log precision/recall, density/coverage and near-duplicates at each evaluation
     runs_dir: str = "runs"
     name: Union[str, None] = None  # run folder name; default: <config name>-<counter>
 
@@ -94,6 +101,7 @@ CHOICES = {
     "train.xla": ("auto", "on", "off"),
     "train.strategy": ("auto", "default", "mirrored", "multiworker"),
     "train.eval_metric": ("swd", "fid", "kid"),
+    "train.loss": ("bce", "hinge"),
     "data.channels": (1, 3),
 }
 AUGMENT_OPS = ("translation", "cutout", "color")
@@ -109,6 +117,8 @@ RANGES = {
     "model.g_kernel": (1, 9),
     "model.d_kernel": (1, 9),
     "model.d_dropout": (0.0, 0.9),
+    "model.leaky_slope": (0.0, 1.0),
+    "model.d_mbstd": (0, 64),
     "train.epochs": (1, None),
     "train.max_minutes": (0.0, None),
     "train.batch_size": (1, 65536),
@@ -118,6 +128,8 @@ RANGES = {
     "train.beta2": (0.0, 0.9999),
     "train.ema_decay": (0.0, 0.99999),
     "train.ema_rampup": (0.0, 1.0),
+    "train.r1_gamma": (0.0, 1e4),
+    "train.r1_every": (1, 10000),
     "train.save_every": (1, None),
     "train.keep_checkpoints": (1, 1000),
     "train.sample_every": (1, None),

@@ -23,6 +23,7 @@ from animegan.data import epoch_dataset, load_images
 from animegan.distribute import choose_precision, choose_strategy, choose_xla, is_chief, setup_devices
 from animegan.errors import UserError
 from animegan.images import make_grid, to_uint8, write_png
+from animegan.losses import LOSSES, r1_penalty
 from animegan.models import build_discriminator, build_generator
 
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8x8)
@@ -99,15 +100,20 @@ def ema_beta(cfg: Config, step, batch_size: int):
 
 
 def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Strategy, global_batch: int, xla: bool):
-    """One optimisation step of both networks, as a tf.function taking a (distributed) uint8 batch."""
+    """One optimisation step of both networks, as a tf.function taking a (distributed) uint8 batch
+    and a Python bool `regularize`: True adds the R1 penalty to D's loss (the loop asks every
+    train.r1_every steps; each value of the flag is traced once)."""
     ops = [op.strip() for op in cfg.train.augment.split(",") if op.strip()]
     G, D = state.generator, state.discriminator
     scaled = isinstance(state.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    gan_losses = LOSSES[cfg.train.loss]
+    # Lazy regularisation: a penalty applied every N steps is weighted N times to keep its average strength.
+    r1_weight = cfg.train.r1_gamma / 2 * cfg.train.r1_every
 
     def average(per_image):
         return tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
 
-    def replica_step(real_uint8, global_noise):
+    def replica_step(real_uint8, global_noise, regularize):
         real = tf.cast(real_uint8, tf.float32) / 127.5 - 1.0
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         noise = tf.reshape(global_noise, [strategy.num_replicas_in_sync, -1, cfg.model.noise_dim])[replica]
@@ -116,11 +122,15 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
             if ops:
                 real, fake = diff_augment(real, state.rng, ops), diff_augment(fake, state.rng, ops)
             # Two D calls: one call on concat(real, fake) measured slower on CPU (278 vs 335 img/s).
-            real_logits = tf.reshape(D(real, training=True), [-1])
+            if regularize:
+                penalty, real_logits = r1_penalty(D, real)
+            else:
+                real_logits = tf.reshape(D(real, training=True), [-1])
             fake_logits = tf.reshape(D(fake, training=True), [-1])
-            # Binary cross-entropy from logits, as the recipe: softplus(-x) = BCE(1, x), softplus(x) = BCE(0, x).
-            d_loss = average(tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits))
-            g_loss = average(tf.nn.softplus(-fake_logits))
+            d_per_image, g_per_image = gan_losses(real_logits, fake_logits)
+            if regularize:
+                d_per_image += r1_weight * penalty
+            d_loss, g_loss = average(d_per_image), average(g_per_image)
             d_target = state.d_optimizer.scale_loss(d_loss) if scaled else d_loss
             g_target = state.g_optimizer.scale_loss(g_loss) if scaled else g_loss
         d_grads = d_tape.gradient(d_target, D.trainable_variables)
@@ -129,22 +139,25 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
             d_grads, g_grads = overflow_everywhere(d_grads), overflow_everywhere(g_grads)
         state.d_optimizer.apply_gradients(zip(d_grads, D.trainable_variables))
         state.g_optimizer.apply_gradients(zip(g_grads, G.trainable_variables))
-        return {
+        stats = {
             "d_loss": d_loss,
             "g_loss": g_loss,
             "d_real": average(tf.sigmoid(real_logits)),
             "d_fake": average(tf.sigmoid(fake_logits)),
         }
+        if regularize:
+            stats["r1"] = average(penalty)
+        return stats
 
     replica_step = tf.function(replica_step, jit_compile=xla)
 
     @tf.function
-    def train_step(batch):
+    def train_step(batch, regularize=False):
         # The noise of the whole global batch is drawn here, outside the replicas, and each replica
         # takes its own rows: drawn inside, a tf.random.Generator hashes in the replica id, so N
         # replicas would not see the noise one device sees. Augmentation draws inside, per replica.
         noise = state.rng.normal([global_batch, cfg.model.noise_dim])
-        per_replica = strategy.run(replica_step, args=(batch, noise))
+        per_replica = strategy.run(replica_step, args=(batch, noise, regularize))
         stats = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
         if state.ema_generator is not state.generator:
             update_ema(state, ema_beta(cfg, state.step, global_batch))
@@ -174,6 +187,11 @@ def update_ema(state: TrainState, beta) -> None:
         ema.assign(live + tf.cast(beta, live.dtype) * (ema - live))
     for ema, live in zip(state.ema_generator.non_trainable_variables, state.generator.non_trainable_variables):
         ema.assign(live)
+
+
+def mean(sums: dict, key: str) -> float:
+    """The average of one stat summed by EpochLoop.fetch."""
+    return sums[key] / sums[f"{key}_n"]
 
 
 class GracefulStop:
@@ -357,16 +375,18 @@ class EpochLoop:
         dataset = epoch_dataset(self.data, self.global_batch, self.cfg.train.seed, epoch, skip)
         batches = self.strategy.experimental_distribute_dataset(dataset)
         sums, pending, steps = {}, [], 0
+        step = int(self.state.step.numpy())
+        r1_every = self.cfg.train.r1_every if self.cfg.train.r1_gamma > 0 else 0
         bar = tqdm(total=self.steps_per_epoch, initial=skip, desc=f"epoch {epoch}/{self.cfg.train.epochs}",
                    unit="step", disable=not self.chief, dynamic_ncols=True)
         start = time.perf_counter()
         for batch in batches:
-            pending.append(self.train_step(batch))
+            pending.append(self.train_step(batch, regularize=bool(r1_every) and (step + steps) % r1_every == 0))
             steps += 1
             bar.update(1)
             if len(pending) == FETCH_EVERY or stop.signum is not None:
                 self.fetch(pending, sums, epoch)
-                bar.set_postfix(d=f"{sums['d_loss'] / sums['n']:.3f}", g=f"{sums['g_loss'] / sums['n']:.3f}",
+                bar.set_postfix(d=f"{mean(sums, 'd_loss'):.3f}", g=f"{mean(sums, 'g_loss'):.3f}",
                                 img_s=f"{steps * self.global_batch / (time.perf_counter() - start):.0f}")
             if stop.signum is not None:
                 break
@@ -389,7 +409,7 @@ class EpochLoop:
                 )
             for key, value in values.items():
                 sums[key] = sums.get(key, 0.0) + value
-            sums["n"] = sums.get("n", 0) + 1
+                sums[f"{key}_n"] = sums.get(f"{key}_n", 0) + 1  # per key: r1 comes only every r1_every steps
         pending.clear()
 
     def stop_for_signal(self, signum: int) -> None:
@@ -403,7 +423,7 @@ class EpochLoop:
         """Sample grid, checkpoint, metrics: `images_per_s` counts the steps alone, `wall_s` the whole epoch."""
         cfg, state = self.cfg, self.state
         record = {"epoch": epoch, "step": int(state.step.numpy())}
-        record.update({k: sums[k] / max(sums.get("n", 1), 1) for k in ("d_loss", "g_loss", "d_real", "d_fake") if k in sums})
+        record.update({k: mean(sums, k) for k in ("d_loss", "g_loss", "d_real", "d_fake", "r1") if k in sums})
         record["images_per_s"] = sums["steps"] * self.global_batch / max(seconds, 1e-9)
         grid = sample_grid(state) if self.chief and (epoch % cfg.train.sample_every == 0 or last) else None
         if grid is not None:
@@ -418,13 +438,15 @@ class EpochLoop:
 
 
 class Evaluator:
-    """Scores the EMA generator with train.eval_metric every train.eval_every epochs and keeps the
-    best checkpoint so far in checkpoints/best/ (lower is better for every metric we offer)."""
+    """Scores the EMA generator with train.eval_metric (and, with train.eval_diversity, prdc and
+    diversity) every train.eval_every epochs, and keeps the checkpoint with the best eval_metric so far
+    in checkpoints/best/ (lower is better for every metric eval_metric may name)."""
 
     def __init__(self, cfg: Config, data: tf.Tensor, run: Path):
         from animegan.metrics import compute_real_features
 
         self.metric = cfg.train.eval_metric
+        self.metrics = [self.metric] + (["prdc", "diversity"] if cfg.train.eval_diversity else [])
         self.n = min(EVAL_IMAGES, int(data.shape[0]))
         self.seed = cfg.train.seed
         self.inception = None
@@ -433,14 +455,14 @@ class Evaluator:
 
             self.inception = load_inception()
         self.real = data[: self.n].numpy()
-        self.real_features = compute_real_features(self.real, [self.metric], self.n, self.inception)
+        self.real_features = compute_real_features(self.real, self.metrics, self.n, self.inception)
         self.best_value = math.inf
         self.best_dir = rundir.checkpoint_dir(run) / "best"
 
     def evaluate(self, state: TrainState) -> dict:
         from animegan.metrics import evaluate_generator
 
-        results = evaluate_generator(state.ema_generator, self.real, [self.metric], self.n, self.seed,
+        results = evaluate_generator(state.ema_generator, self.real, self.metrics, self.n, self.seed,
                                      real_features=self.real_features, inception_model=self.inception)
         if results[self.metric] < self.best_value:
             self.best_value = results[self.metric]

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from animegan.cli import cli
 from animegan.data import load_images
 from animegan.errors import UserError
-from animegan.metrics import evaluate, evaluate_generator, evaluate_run, inception, swd
+from animegan.metrics import diversity, evaluate, evaluate_generator, evaluate_run, inception, prdc, swd
 from animegan.metrics.evaluate import CACHE_DIR, compute_real_features
 from animegan.rundir import load_generator, read_metrics
 
@@ -237,3 +237,92 @@ def test_bad_inception_weights_files_are_named(tmp_path):
     with pytest.raises(UserError, match="bogus.h5' is not Keras' InceptionV3"):
         inception.load_inception(bogus)
 
+
+
+def write_pngs(folder, images):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), image)
+    return folder
+
+
+def test_prdc_is_about_one_for_two_samples_of_one_distribution():
+    rng = np.random.default_rng(0)
+    real, fake = {"vectors": rng.standard_normal((1000, 8))}, {"vectors": rng.standard_normal((1000, 8))}
+    scores = prdc.prdc_scores(real, fake)
+    assert scores["density"] == pytest.approx(1.0, abs=0.15)
+    assert scores["coverage"] > 0.9
+    assert scores["precision"] > 0.7 and scores["recall"] > 0.7
+
+
+def test_prdc_separates_fidelity_from_diversity():
+    rng = np.random.default_rng(0)
+    real = {"vectors": rng.standard_normal((1000, 8))}
+    collapsed = prdc.prdc_scores(real, {"vectors": 0.05 * rng.standard_normal((1000, 8))})  # all near one real mode
+    assert collapsed["precision"] > 0.9 and collapsed["recall"] < 0.05 and collapsed["coverage"] < 0.1
+    far = prdc.prdc_scores(real, {"vectors": rng.standard_normal((1000, 8)) + 10})  # varied, but nothing like the real
+    assert far["precision"] == 0 and far["coverage"] == 0
+
+
+def test_prdc_matches_a_direct_count_on_a_tiny_set():
+    real = {"vectors": np.array([[0.0], [1.0], [3.0], [7.0]])}
+    fake = {"vectors": np.array([[0.5], [6.0], [20.0]])}
+    scores = prdc.prdc_scores(real, fake, k=1)
+    # Standardised by the real mean 2.75 and std ~2.59, which keeps every ordering; by hand in raw units:
+    # real radii 1, 1, 2, 4; fake radii 5.5, 5.5, 14. Fake 0.5 is in balls of 0 and 1; 6 is in 7's; 20 in none.
+    assert scores["precision"] == pytest.approx(2 / 3)
+    assert scores["density"] == pytest.approx(3 / 3)
+    assert scores["coverage"] == pytest.approx(3 / 4)  # 3 has no fake within its radius 2
+    assert scores["recall"] == pytest.approx(1.0)  # every real lies within 5.5 of 0.5 or 6, or 14 of 20
+
+
+def test_diversity_flags_near_duplicates_and_spread():
+    real = drawn_faces(200, 16, seed=0)
+    same = diversity.diversity_scores(diversity.pixel_summary(real), diversity.pixel_summary(drawn_faces(200, 16, seed=1)))
+    assert same["near_duplicates"] < 0.05 and 0.8 < same["nn_ratio"] < 1.25 and 0.9 < same["spread_ratio"] < 1.1
+    few = real[np.arange(200) % 10]  # 10 faces, 20 copies each
+    collapsed = diversity.diversity_scores(diversity.pixel_summary(real), diversity.pixel_summary(few))
+    assert collapsed["near_duplicates"] == 1.0 and collapsed["nn_ratio"] < 1e-3
+
+
+@pytest.fixture(scope="module")
+def face_folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sets")
+    real = write_pngs(root / "real", drawn_faces(300, 32, seed=0))
+    other = write_pngs(root / "other", drawn_faces(300, 32, seed=1))
+    copies = write_pngs(root / "copies", np.repeat(drawn_faces(1, 48, seed=2), 300, axis=0))  # another size: resized
+    return real, other, copies
+
+
+def test_evaluate_images_scores_a_folder_from_any_tool(face_folders):
+    real, other, copies = face_folders
+    runner = CliRunner()
+
+    def scores(folder):
+        result = runner.invoke(cli, ["evaluate", "--images", str(folder), "--real", str(real), "--n", "300"])
+        assert result.exit_code == 0, result.output
+        return {line.split(": ")[0]: float(line.split(": ")[1]) for line in result.stdout.splitlines() if ": " in line}
+
+    same, collapsed = scores(other), scores(copies)
+    assert same["coverage"] > 0.9 and same["recall"] > 0.6 and same["near_duplicates"] < 0.05
+    assert collapsed["coverage"] < 0.05 and collapsed["recall"] < 0.05 and collapsed["near_duplicates"] == 1.0
+    assert collapsed["swd"] > same["swd"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--images", "IMAGES"], "--images needs --real"),
+    (["--images", "IMAGES", "--real", "REAL", "--checkpoint", "3"], "leave out RUN_DIR and --checkpoint"),
+])
+def test_evaluate_images_usage_errors(face_folders, arguments, message):
+    real, other, _ = face_folders
+    arguments = [{"IMAGES": str(other), "REAL": str(real)}.get(a, a) for a in arguments]
+    result = CliRunner().invoke(cli, ["evaluate", *arguments])
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_evaluate_images_names_an_unreadable_file(face_folders, tmp_path):
+    real = face_folders[0]
+    images = write_pngs(tmp_path / "images", drawn_faces(3, 16, seed=0))
+    (images / "broken.png").write_bytes(b"not a png")
+    result = CliRunner().invoke(cli, ["evaluate", "--images", str(images), "--real", str(real)])
+    assert result.exit_code == 2 and "broken.png" in result.output and "Traceback" not in result.output

@@ -36,6 +36,44 @@ def test_train_step_lowers_discriminator_loss_on_an_easy_problem(tmp_path):
     assert int(state.step) == 30
 
 
+def test_r1_is_applied_every_r1_every_steps_and_logged(tiny_data, monkeypatch):
+    import animegan.train as train_module
+
+    flags = []
+    real_make = train_module.make_train_step
+
+    def recording_make(*args, **kwargs):
+        step = real_make(*args, **kwargs)
+
+        def recording_step(batch, regularize=False):
+            flags.append(regularize)
+            return step(batch, regularize=regularize)
+
+        return recording_step
+
+    monkeypatch.setattr(train_module, "make_train_step", recording_make)
+    cfg = tiny_data
+    cfg.train.epochs, cfg.train.r1_gamma, cfg.train.r1_every = 2, 1.0, 3
+    run = train(cfg)
+    assert flags == [step % 3 == 0 for step in range(10)]  # 2 epochs of 40 // 8 steps
+    assert all(r["r1"] > 0 for r in rundir.read_metrics(run))
+
+
+def test_hinge_loss_and_r1_change_the_discriminator_loss(tmp_path):
+    """Same weights and batch: the hinge loss and the R1 term each give a different D loss than plain BCE."""
+    white = tf.fill([8, 16, 16, 1], tf.constant(255, tf.uint8))
+
+    def first_d_loss(regularize=False, **options):
+        cfg = tiny_config(tmp_path, augment="", ema_decay=0.0, **options)
+        state = build_state(cfg, "float32")
+        return float(make_train_step(cfg, state, tf.distribute.get_strategy(), 8, xla=False)(white, regularize=regularize)["d_loss"])
+
+    bce = first_d_loss()
+    assert first_d_loss(loss="hinge") != pytest.approx(bce)
+    assert first_d_loss(regularize=True, r1_gamma=100.0) > bce
+    assert first_d_loss(regularize=True, r1_gamma=0.0) == pytest.approx(bce)
+
+
 def test_run_directory_contents(tiny_data):
     cfg = tiny_data
     cfg.train.epochs = 2
@@ -55,16 +93,25 @@ def test_run_directory_contents(tiny_data):
     assert train(cfg).name == "tiny-002"
 
 
-@pytest.mark.parametrize("options", [{"augment": "translation,cutout,color"}, {"augment": ""}])
+STABILISERS = {"loss": "hinge", "r1_gamma": 1.0, "r1_every": 2, "augment": ""}
+
+
+@pytest.mark.parametrize("options", [{"augment": "translation,cutout,color"}, {"augment": ""}, STABILISERS], ids=["augment", "plain", "stabilisers"])
 def test_resume_gives_exactly_the_same_weights(tmp_path, options):
     tf.config.experimental.enable_op_determinism()
     write_blob_faces(tmp_path / "face")
-    straight = tiny_config(tmp_path, epochs=2, name="straight", **options)
-    straight.model.d_dropout = 0.3  # dropout's random state must be restored too
+
+    def config(epochs, name):
+        cfg = tiny_config(tmp_path, epochs=epochs, name=name, **options)
+        cfg.model.d_dropout = 0.3  # dropout's random state must be restored too
+        if options is STABILISERS:  # spectral norm's power-iteration vectors must be restored too
+            cfg.model.d_mbstd, cfg.model.d_spectral_norm = 4, True
+        return cfg
+
+    straight = config(2, "straight")
     train(straight)
 
-    split = tiny_config(tmp_path, epochs=1, name="split", **options)
-    split.model.d_dropout = 0.3
+    split = config(1, "split")
     run = train(split)
     split.train.epochs = 2
     train(split, resume=run)

@@ -2,11 +2,16 @@
 
 Each metric compares one kind of *features* of the real images with those of generated ones:
 
-    swd   multi-scale sliced Wasserstein distance of Laplacian-pyramid patches (swd.py); no download
-    fid   Fréchet Inception distance (inception.py)
-    kid   kernel Inception distance x 1e3, unbiased (inception.py)
+    swd        multi-scale sliced Wasserstein distance of Laplacian-pyramid patches (swd.py); no download
+    fid        Fréchet Inception distance (inception.py)
+    kid        kernel Inception distance x 1e3, unbiased (inception.py)
+    prdc       precision, recall, density, coverage (prdc.py) in a fixed random network's features
+               (embedding.py), or in Inception's when Inception weights are given
+    diversity  near-duplicate share and distance ratios within the generated set, in pixels (diversity.py)
 
-FID and KID share the Inception features, so asking for both runs the network once. Entry points:
+swd, fid and kid are lower-is-better; prdc's four numbers and diversity's ratios are higher-is-better
+(near_duplicates lower). FID and KID share the Inception features, so asking for both runs the
+network once. Entry points:
 `evaluate_run` (the `animegan evaluate` command) and `evaluate_generator` (for training) in evaluate.py.
 """
 
@@ -16,28 +21,31 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from animegan.metrics import inception, swd
+from animegan.metrics import diversity, inception, prdc, swd
 
 Features = dict[str, np.ndarray]
 
 
 class Metric(NamedTuple):
-    features: str  # the kind of features it compares: "swd" or "inception"
-    score: Callable[[Features, Features], dict[str, float]]  # (real, generated) -> results; lower is better
+    features: str  # the kind of features it compares: "swd", "inception", "embedding" or "pixels"
+    score: Callable[[Features, Features], dict[str, float]]  # (real, generated) -> results
 
 
 METRICS = {
     "swd": Metric(features="swd", score=swd.swd_scores),
     "fid": Metric(features="inception", score=inception.fid_score),
     "kid": Metric(features="inception", score=inception.kid_score),
+    "prdc": Metric(features="embedding", score=prdc.prdc_scores),
+    "diversity": Metric(features="pixels", score=diversity.diversity_scores),
 }
 
 # Imported last because evaluate.py reads METRICS.
 from animegan.metrics.evaluate import (  # noqa: E402
     compute_real_features,
     evaluate_generator,
+    evaluate_images,
     evaluate_run,
     parse_metric_names,
 )
 
-__all__ = ["METRICS", "Metric", "compute_real_features", "evaluate_generator", "evaluate_run", "parse_metric_names"]
+__all__ = ["METRICS", "Metric", "compute_real_features", "evaluate_generator", "evaluate_images", "evaluate_run", "parse_metric_names"]

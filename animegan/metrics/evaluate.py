@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
+from tqdm import tqdm
 
 from animegan.data import CACHE_DIR, find_images, fingerprint, load_images
 from animegan.errors import UserError
 from animegan.files import atomic_path
 from animegan.images import to_uint8
-from animegan.metrics import METRICS, Features, inception, swd
+from animegan.metrics import METRICS, Features, diversity, embedding, inception, swd
 from animegan.rundir import append_metrics, find_run, load_generator
 from animegan.sample import draw_noise, generate, trace_generator
 
@@ -49,16 +50,24 @@ def parse_metric_names(names: str | Iterable[str]) -> list[str]:
 def feature_extractors(
     metric_names: list[str], inception_model=None, inception_weights: Path | None = None, show_progress: bool = False
 ) -> dict[str, FeatureExtractor]:
-    """One extractor per kind of features the metrics compare; Inception is loaded only for fid or kid."""
+    """One extractor per kind of features the metrics compare. Inception is loaded for fid or kid, and
+    given an Inception network or its weights, prdc measures in Inception's space instead of the random one."""
     kinds = {METRICS[name].features for name in metric_names}
     extractors = {}
     if "swd" in kinds:
         extractors["swd"] = FeatureExtractor(swd.SETTINGS, partial(swd.swd_features, show_progress=show_progress))
-    if "inception" in kinds:
+    if "pixels" in kinds:
+        extractors["pixels"] = FeatureExtractor("pixels", diversity.pixel_summary)
+    use_inception = "inception" in kinds or ("embedding" in kinds and (inception_model is not None or inception_weights is not None))
+    if use_inception:
         model = inception_model if inception_model is not None else inception.load_inception(inception_weights)
-        extractors["inception"] = FeatureExtractor(
-            inception.network_fingerprint(model), partial(inception.inception_features, model, show_progress=show_progress)
-        )
+        key = inception.network_fingerprint(model)
+        if "inception" in kinds:
+            extractors["inception"] = FeatureExtractor(key, partial(inception.inception_features, model, show_progress=show_progress))
+        if "embedding" in kinds:
+            extractors["embedding"] = FeatureExtractor(key, partial(embedding.inception_vectors, model, show_progress=show_progress))
+    elif "embedding" in kinds:
+        extractors["embedding"] = FeatureExtractor(embedding.SETTINGS, partial(embedding.embedding_features, show_progress=show_progress))
     return extractors
 
 
@@ -171,3 +180,54 @@ def evaluate_run(
     results = score(names, real_features, fake_features)
     append_metrics(run, {"epoch": epoch, "event": "evaluate", "real": str(folder), "n": n, "seed": seed, **results})
     return results
+
+
+def read_image_folder(folder: Path, size: int, channels: int, limit: int) -> np.ndarray:
+    """The first `limit` images of any folder (any sizes, formats and modes) as uint8 (N, size, size,
+    channels), area-resized: how samples from other tools are brought to the real set's size."""
+    from PIL import Image, UnidentifiedImageError
+
+    images = []
+    for path in tqdm(find_images(folder, limit), desc="reading images", unit="img", leave=False):
+        try:
+            with Image.open(path) as picture:
+                picture = picture.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BOX)
+        except (OSError, UnidentifiedImageError, ValueError):
+            raise UserError(f"cannot read '{path}' as an image; remove it from the folder or re-save it as PNG") from None
+        images.append(np.asarray(picture, dtype=np.uint8).reshape(size, size, channels))
+    return np.stack(images)
+
+
+def evaluate_images(
+    images_dir: Path, real: Path, n: int, metric_names: str | Iterable[str], inception_weights: Path | None = None, inception_model=None
+) -> dict[str, float]:
+    """`animegan evaluate --images DIR`: score a folder of images (from any tool) against real images.
+
+    The images are resized to the real set's size and channels; both sets use the same count, the
+    smaller of n and the folder's images, since the k-NN metrics depend on the set size."""
+    names = parse_metric_names(metric_names)
+    count = min(n, len(find_images(images_dir)))
+    reals = find_images(real)
+    if count < 2 or len(reals) < 2:
+        raise UserError(f"'{images_dir if count < 2 else real}' holds fewer than 2 images; the metrics compare sets")
+    count = min(count, len(reals))
+    size, channels = image_shape(reals[0])
+    extractors = feature_extractors(names, inception_model, inception_weights, show_progress=True)
+    real_features = cached_real_features(Path(real), size, channels, count, extractors, show_progress=True)
+    fake_features = extract_all(extractors, read_image_folder(images_dir, size, channels, count))
+    return score(names, real_features, fake_features)
+
+
+def image_shape(path: Path) -> tuple[int, int]:
+    """(side, channels) of a preprocessed image: the size every compared image is brought to."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:
+            width, height = picture.size
+            channels = 1 if picture.mode in ("L", "LA", "I", "I;16", "1") else 3
+    except (OSError, UnidentifiedImageError):
+        raise UserError(f"cannot read '{path}' as an image; re-run `animegan preprocess` on the real images") from None
+    if width != height:
+        raise UserError(f"'{path}' is {width}x{height}, not square; give --real a folder written by `animegan preprocess`")
+    return width, channels

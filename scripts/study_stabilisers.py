@@ -1,0 +1,157 @@
+"""Side-by-side study of GAN stabilisers at equal images: each variant trains from the same seed on
+the same faces, then its EMA generator is scored against faces kept out of training.
+
+    animegan preprocess ../shared/data/anime-faces-64 face/           # once: 18,669 faces, 56x56 gray
+    python scripts/study_stabilisers.py --faces face/ --epochs 10 baseline mbstd r1 sn hinge
+    python scripts/study_stabilisers.py --faces face/ --epochs 20 --eval-epochs 10,20 combo
+
+Each variant is the default config plus the --set overrides in VARIANTS. The script holds out
+HELD_OUT faces (a seeded choice; the same on every machine for the same folder) and trains on the
+rest; the training and held-out folders are symlink farms under --work. A variant already trained
+to --epochs is only re-scored, a shorter one is resumed: stop the script any time and start it
+again. Results (SWD, precision/recall/density/coverage, near-duplicates, images/s, the CPU) go to
+--out as JSON after every variant, and a Markdown table is printed; each variant's sample grid at
+its last evaluated epoch is copied next to the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HELD_OUT = 2000
+SEED = 0
+
+# Each stabiliser alone, then combinations of the ones that help. Keys are config keys (--set).
+VARIANTS = {
+    "baseline": [],
+    "mbstd": ["model.d_mbstd=4"],
+    "r1": ["train.r1_gamma=1.0"],
+    "r1-strong": ["train.r1_gamma=10.0"],
+    "sn": ["model.d_spectral_norm=true"],
+    "hinge": ["train.loss=hinge"],
+    "slope0.2": ["model.leaky_slope=0.2"],
+    "d-deeper": ["model.d_widths=[64,128,256]"],
+    "ttur": ["train.g_lr=0.0001", "train.d_lr=0.0004"],
+    "color": ["train.augment=translation,cutout,color"],
+    "ema-short": ["train.ema_rampup=0.02"],
+}
+
+
+def cpu_name() -> str:
+    flags = Path("/proc/cpuinfo").read_text()
+    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), platform.processor())
+    extras = [flag for flag in ("avx512_bf16", "amx_bf16") if f" {flag}" in flags]
+    return f"{model}, {os.cpu_count()} cores" + (f" ({', '.join(extras)})" if extras else " (no native bf16)")
+
+
+def split_faces(faces: Path, work: Path) -> tuple[Path, Path]:
+    """Symlink farms work/train and work/heldout: HELD_OUT seeded faces kept out of training."""
+    from animegan.data import list_images
+
+    paths = list_images(faces)
+    held = set(np.random.default_rng(SEED).choice(len(paths), HELD_OUT, replace=False).tolist())
+    folders = {"train": work / "train", "heldout": work / "heldout"}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(paths):
+        link = folders["heldout" if i in held else "train"] / path.name
+        if not link.exists():
+            link.symlink_to(path.resolve())
+    return folders["train"], folders["heldout"]
+
+
+def trained_epochs(run: Path) -> int:
+    from animegan.rundir import read_metrics
+
+    epochs = [r["epoch"] for r in read_metrics(run) if "event" not in r] if (run / "metrics.jsonl").exists() else []
+    return max(epochs, default=0)
+
+
+def train(variant: str, train_dir: Path, runs: Path, epochs: int) -> Path:
+    run = runs / variant
+    done = trained_epochs(run)
+    if done >= epochs:
+        return run
+    command = [str(Path(sys.executable).with_name("animegan")), "train", "--epochs", str(epochs)]
+    if (run / "config.yaml").exists():
+        command += ["--resume", str(run)]
+    else:
+        command += ["--data", str(train_dir), "--name", variant, "--set", f"train.runs_dir={runs}",
+                    "--set", "train.save_every=5", "--set", "train.keep_checkpoints=100"]
+        for item in VARIANTS[variant]:
+            command += ["--set", item]
+    print(" ".join(command), flush=True)
+    subprocess.run(command, check=True)
+    return run
+
+
+def images_per_second(run: Path) -> float:
+    from animegan.rundir import read_metrics
+
+    rates = [r["images_per_s"] for r in read_metrics(run) if "images_per_s" in r]
+    return statistics.median(rates)
+
+
+def score(run: Path, heldout: Path, epoch: int, n: int) -> dict:
+    from animegan.metrics import evaluate_run
+
+    return evaluate_run(run, heldout, n, "swd,prdc,diversity", checkpoint=str(epoch), runs_dir=run.parent)
+
+
+def table(results: dict) -> str:
+    columns = ["swd", "precision", "recall", "density", "coverage", "near_duplicates", "nn_ratio", "spread_ratio"]
+    lines = ["| variant | epoch | " + " | ".join(columns) + " | img/s |", "|---" * (len(columns) + 3) + "|"]
+    for variant, entry in results["variants"].items():
+        for epoch, scores in sorted(entry["scores"].items(), key=lambda item: int(item[0])):
+            cells = [f"{scores[c]:.3f}" if c != "swd" else f"{scores[c]:.1f}" for c in columns]
+            lines.append(f"| {variant} | {epoch} | " + " | ".join(cells) + f" | {entry['images_per_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
+    parser.add_argument("--faces", type=Path, default=Path("face"), help="preprocessed faces (56x56 gray)")
+    parser.add_argument("--work", type=Path, default=Path("study-out"), help="split folders and runs")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--eval-epochs", default=None, help="comma list (default: --epochs)")
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=ROOT / "data" / "study-stabilisers" / "results.json")
+    args = parser.parse_args()
+    eval_epochs = [int(e) for e in (args.eval_epochs or str(args.epochs)).split(",")]
+
+    train_dir, heldout = split_faces(args.faces, args.work)
+    runs = args.work / "runs"
+    results = json.loads(args.out.read_text()) if args.out.exists() else {"variants": {}}
+    results.update({"cpu": cpu_name(), "n": args.n, "held_out": HELD_OUT, "train_images": len(os.listdir(train_dir))})
+    for variant in args.variants:
+        run = train(variant, train_dir, runs, args.epochs)
+        entry = results["variants"].setdefault(variant, {"scores": {}})
+        entry["overrides"] = VARIANTS[variant]
+        entry["images_per_s"] = images_per_second(run)
+        for epoch in eval_epochs:
+            entry["scores"][str(epoch)] = score(run, heldout, epoch, args.n)
+        grid = run / "samples" / f"epoch_{max(eval_epochs):04d}.png"
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(grid, args.out.parent / f"{variant}-epoch{max(eval_epochs)}.png")
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=2) + "\n")
+        tmp.replace(args.out)
+        print(table(results), flush=True)
+
+
+if __name__ == "__main__":
+    main()
