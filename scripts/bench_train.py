@@ -2,6 +2,7 @@
 
     python scripts/bench_train.py                 # float32 + every precision this CPU runs natively
     python scripts/bench_train.py --precisions float32,mixed_bfloat16 --repeats 5
+    python scripts/bench_train.py --study baseline,r1,sn --steps 32   # stabilisers' cost (scripts/study_stabilisers.py)
 
 Each measurement runs in a fresh child process (so peak memory, VmHWM, belongs to that variant
 alone); variants are interleaved and repeated, and the table gives medians. "tutorial" is the
@@ -93,23 +94,37 @@ def tutorial(images, warmup: int, steps: int) -> float:
     return timed_steps(train_step, batches, warmup, steps)
 
 
-def animegan_step(images, precision: str, warmup: int, steps: int, augment: str = "") -> float:
+def animegan_step(images, precision: str, warmup: int, steps: int, augment: str = "", sets: tuple = ()) -> float:
+    """The real train step; `sets` are config overrides (a study variant). Lazy R1 runs every
+    train.r1_every steps as in training, so time at least r1_every steps to include it fairly."""
+    import itertools
+
     import keras
     import tensorflow as tf
 
-    from animegan.config import Config
+    from animegan.config import Config, apply_overrides, parse_set_options
     from animegan.data import epoch_dataset
     from animegan.train import build_state, make_train_step
 
     cfg = Config()
     cfg.train.augment = augment
+    apply_overrides(cfg, parse_set_options(sets), "bench")
     keras.mixed_precision.set_global_policy(precision)
     strategy = tf.distribute.get_strategy()
     state = build_state(cfg, precision)
     step = make_train_step(cfg, state, strategy, BATCH, xla=False)
     data = tf.constant(images)
     batches = epoch_dataset(data, BATCH, 0, 1).repeat()
-    return timed_steps(lambda batch: step(batch)["d_loss"], batches, warmup, steps)
+    counter = itertools.count()
+    r1_every = cfg.train.r1_every if cfg.train.r1_gamma > 0 else 0
+
+    def one_step(batch):
+        regularize = bool(r1_every) and next(counter) % r1_every == 0
+        return step(batch, regularize=regularize)["d_loss"]
+
+    if r1_every:
+        one_step(next(iter(batches)))  # trace the regularised step outside the timing, like the plain one
+    return timed_steps(one_step, batches, warmup, steps)
 
 
 def animegan_train(images, precision: str) -> float:
@@ -146,6 +161,11 @@ def child(variant: str, precision: str, warmup: int, steps: int) -> None:
         from animegan.config import Config
 
         rate = animegan_step(images, precision, warmup, steps, augment=Config().train.augment)
+    elif variant.startswith("study:"):
+        from animegan.config import Config
+        from study_stabilisers import VARIANTS
+
+        rate = animegan_step(images, precision, warmup, steps, Config().train.augment, tuple(VARIANTS[variant[len("study:"):]]))
     else:
         rate = animegan_train(images, precision)
     print(json.dumps({"images_per_s": rate, "peak_mib": peak_memory_mib()}))
@@ -170,6 +190,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--no-train", action="store_true", help="skip the whole-epoch `animegan train` measurement")
+    parser.add_argument("--study", help="comma list of scripts/study_stabilisers.py variants to time instead (default step + their overrides)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "train.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,7 +202,9 @@ def main() -> None:
 
     precisions = args.precisions.split(",") if args.precisions else ["float32"] + (["mixed_bfloat16"] if cpu_has_native_bf16() else [])
     variants = [("tutorial", "float32"), ("tutorial+onednn", "float32")] + [("animegan", p) for p in precisions] + [("animegan+augment", p) for p in precisions]
-    if not args.no_train:
+    if args.study:
+        variants = variants[:2] + [(f"study:{name}", p) for name in args.study.split(",") for p in precisions]
+    elif not args.no_train:
         variants += [("animegan train", p) for p in precisions]
     results = {v: [] for v in variants}
     for repeat in range(args.repeats):
@@ -198,9 +221,9 @@ def main() -> None:
                      "runs": [round(r["images_per_s"], 1) for r in runs], "ratio_to_tutorial": round(rate / tutorial_rate, 3),
                      "ratio_to_tutorial_onednn": round(rate / onednn_rate, 3),
                      "peak_mib": round(statistics.median(r["peak_mib"] for r in runs))})
-    print(f"\n{'variant':<16} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'x tut+onednn':>13} {'peak MiB':>9}")
+    print(f"\n{'variant':<22} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'x tut+onednn':>13} {'peak MiB':>9}")
     for row in rows:
-        print(f"{row['variant']:<16} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_tutorial']:>11.2f} "
+        print(f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_tutorial']:>11.2f} "
               f"{row['ratio_to_tutorial_onednn']:>13.2f} {row['peak_mib']:>9}")
     report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
               "size": SIZE, "batch": BATCH, "repeats": args.repeats, "steps": args.steps, "load_avg": os.getloadavg(), "rows": rows}
