@@ -62,6 +62,7 @@ class TrainConfig:
     beta2: float = 0.999
     ema_decay: float = 0.999  # 0 turns the generator EMA off
     ema_rampup: float = 0.05  # EMA half-life grows to this fraction of the images seen (0 = off)
+    ema_bn: str = "live"  # the EMA generator's BatchNorm statistics: live (copied) | standing (its own, at each epoch end)
     loss: str = "bce"  # bce (non-saturating, the recipe's) | hinge
     r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real images; 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (StyleGAN2's lazy regularisation)
@@ -102,6 +103,7 @@ CHOICES = {
     "train.strategy": ("auto", "default", "mirrored", "multiworker"),
     "train.eval_metric": ("swd", "fid", "kid"),
     "train.loss": ("bce", "hinge"),
+    "train.ema_bn": ("live", "standing"),
     "data.channels": (1, 3),
 }
 AUGMENT_OPS = ("translation", "cutout", "color")

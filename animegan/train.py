@@ -29,6 +29,7 @@ from animegan.models import build_discriminator, build_generator
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8x8)
 EVAL_IMAGES = 2000  # images per set for the metrics run every train.eval_every epochs
 FETCH_EVERY = 10  # steps between reading losses back from the device (each read is a sync)
+STANDING_STATS_BATCH = 1024  # noise vectors for the EMA generator's own BatchNorm statistics
 
 
 def log(message: str) -> None:
@@ -192,6 +193,29 @@ def update_ema(state: TrainState, beta) -> None:
 def mean(sums: dict, key: str) -> float:
     """The average of one stat summed by EpochLoop.fetch."""
     return sums[key] / sums[f"{key}_n"]
+
+
+def standing_batchnorm_stats(state: TrainState, cfg: Config) -> None:
+    """Give the EMA generator BatchNorm statistics of its own activations ("standing statistics", as
+    in BigGAN), measured on one large batch of fixed noise.
+
+    update_ema copies the live generator's moving statistics, which describe the live weights'
+    activations, not the averaged weights': on the default config at 10 epochs the EMA generator with
+    them drew 40% near-duplicate faces, with its own statistics 7%. Training never reads these
+    statistics (it normalises with batch statistics) and the next step's update_ema overwrites them,
+    so this changes what samples and checkpoints show, not the run: exact resume still holds.
+    """
+    generator = state.ema_generator
+    norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    noise = np.random.default_rng([cfg.train.seed, 1]).standard_normal((STANDING_STATS_BATCH, cfg.model.noise_dim)).astype(np.float32)
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for layer in norms:
+            layer.momentum = 0.0  # the moving statistics become this one batch's
+        generator(noise, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
 
 
 class GracefulStop:
@@ -413,6 +437,8 @@ class EpochLoop:
         pending.clear()
 
     def stop_for_signal(self, signum: int) -> None:
+        if self.cfg.train.ema_bn == "standing":
+            standing_batchnorm_stats(self.state, self.cfg)
         prefix = self.checkpoints.save(int(self.state.step.numpy()))
         name = signal.Signals(signum).name
         if self.chief:
@@ -425,6 +451,8 @@ class EpochLoop:
         record = {"epoch": epoch, "step": int(state.step.numpy())}
         record.update({k: mean(sums, k) for k in ("d_loss", "g_loss", "d_real", "d_fake", "r1") if k in sums})
         record["images_per_s"] = sums["steps"] * self.global_batch / max(seconds, 1e-9)
+        if cfg.train.ema_bn == "standing":
+            standing_batchnorm_stats(state, cfg)
         grid = sample_grid(state) if self.chief and (epoch % cfg.train.sample_every == 0 or last) else None
         if grid is not None:
             write_png(rundir.samples_dir(self.run_dir) / f"epoch_{epoch:04d}.png", grid)

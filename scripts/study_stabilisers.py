@@ -47,6 +47,7 @@ VARIANTS = {
     "ttur": ["train.g_lr=0.0001", "train.d_lr=0.0004"],
     "color": ["train.augment=translation,cutout,color"],
     "ema-short": ["train.ema_rampup=0.02"],
+    "ema-standing": ["train.ema_bn=standing"],
 }
 
 

@@ -74,6 +74,23 @@ def test_hinge_loss_and_r1_change_the_discriminator_loss(tmp_path):
     assert first_d_loss(regularize=True, r1_gamma=0.0) == pytest.approx(bce)
 
 
+def test_standing_stats_are_the_ema_generators_own_batch_statistics(tmp_path):
+    import keras
+
+    from animegan.train import STANDING_STATS_BATCH, standing_batchnorm_stats
+
+    cfg = tiny_config(tmp_path)
+    state = build_state(cfg, "float32")
+    generator = state.ema_generator
+    norm = next(layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization))
+    standing_batchnorm_stats(state, cfg)
+    noise = np.random.default_rng([cfg.train.seed, 1]).standard_normal((STANDING_STATS_BATCH, cfg.model.noise_dim)).astype(np.float32)
+    dense_out = generator.layers[0](noise).numpy()  # the first BatchNorm normalises the dense layer's output
+    np.testing.assert_allclose(norm.moving_mean.numpy(), dense_out.mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), dense_out.var(axis=0), rtol=1e-3, atol=1e-5)
+    assert norm.momentum == 0.99  # put back
+
+
 def test_run_directory_contents(tiny_data):
     cfg = tiny_data
     cfg.train.epochs = 2
@@ -93,7 +110,7 @@ def test_run_directory_contents(tiny_data):
     assert train(cfg).name == "tiny-002"
 
 
-STABILISERS = {"loss": "hinge", "r1_gamma": 1.0, "r1_every": 2, "augment": ""}
+STABILISERS = {"loss": "hinge", "r1_gamma": 1.0, "r1_every": 2, "augment": "", "ema_bn": "standing"}
 
 
 @pytest.mark.parametrize("options", [{"augment": "translation,cutout,color"}, {"augment": ""}, STABILISERS], ids=["augment", "plain", "stabilisers"])
