@@ -195,7 +195,7 @@ def mean(sums: dict, key: str) -> float:
     return sums[key] / sums[f"{key}_n"]
 
 
-def standing_batchnorm_stats(state: TrainState, cfg: Config) -> None:
+def standing_batchnorm_stats(generator: keras.Model, seed: int) -> None:
     """Give the EMA generator BatchNorm statistics of its own activations ("standing statistics", as
     in BigGAN), measured on one large batch of fixed noise.
 
@@ -205,9 +205,8 @@ def standing_batchnorm_stats(state: TrainState, cfg: Config) -> None:
     statistics (it normalises with batch statistics) and the next step's update_ema overwrites them,
     so this changes what samples and checkpoints show, not the run: exact resume still holds.
     """
-    generator = state.ema_generator
     norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    noise = np.random.default_rng([cfg.train.seed, 1]).standard_normal((STANDING_STATS_BATCH, cfg.model.noise_dim)).astype(np.float32)
+    noise = np.random.default_rng([seed, 1]).standard_normal((STANDING_STATS_BATCH, generator.input_shape[-1])).astype(np.float32)
     momenta = [layer.momentum for layer in norms]
     try:
         for layer in norms:
@@ -438,7 +437,7 @@ class EpochLoop:
 
     def stop_for_signal(self, signum: int) -> None:
         if self.cfg.train.ema_bn == "standing":
-            standing_batchnorm_stats(self.state, self.cfg)
+            standing_batchnorm_stats(self.state.ema_generator, self.cfg.train.seed)
         prefix = self.checkpoints.save(int(self.state.step.numpy()))
         name = signal.Signals(signum).name
         if self.chief:
@@ -452,7 +451,7 @@ class EpochLoop:
         record.update({k: mean(sums, k) for k in ("d_loss", "g_loss", "d_real", "d_fake", "r1") if k in sums})
         record["images_per_s"] = sums["steps"] * self.global_batch / max(seconds, 1e-9)
         if cfg.train.ema_bn == "standing":
-            standing_batchnorm_stats(state, cfg)
+            standing_batchnorm_stats(state.ema_generator, cfg.train.seed)
         grid = sample_grid(state) if self.chief and (epoch % cfg.train.sample_every == 0 or last) else None
         if grid is not None:
             write_png(rundir.samples_dir(self.run_dir) / f"epoch_{epoch:04d}.png", grid)

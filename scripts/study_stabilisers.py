@@ -10,8 +10,10 @@ HELD_OUT faces (a seeded choice; the same on every machine for the same folder) 
 rest; the training and held-out folders are symlink farms under --work. A variant already trained
 to --epochs is only re-scored, a shorter one is resumed: stop the script any time and start it
 again. Results (SWD, precision/recall/density/coverage, near-duplicates, images/s, the CPU) go to
---out as JSON after every variant, and a Markdown table is printed; each variant's sample grid at
-its last evaluated epoch is copied next to the JSON.
+--out as JSON after every variant, and a Markdown table is printed; each variant's 8x8 grid at its
+last evaluated epoch is written next to the JSON. Every checkpoint is scored twice: with the EMA
+generator's BatchNorm statistics as training left them, and with standing statistics
+(train.ema_bn: standing), which changes no training step.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 HELD_OUT = 2000
 SEED = 0
+METRICS = ["swd", "prdc", "diversity"]
 
 # Each stabiliser alone, then combinations of the ones that help. Keys are config keys (--set).
 VARIANTS = {
@@ -47,7 +49,6 @@ VARIANTS = {
     "ttur": ["train.g_lr=0.0001", "train.d_lr=0.0004"],
     "color": ["train.augment=translation,cutout,color"],
     "ema-short": ["train.ema_rampup=0.02"],
-    "ema-standing": ["train.ema_bn=standing"],
 }
 
 
@@ -106,19 +107,46 @@ def images_per_second(run: Path) -> float:
     return statistics.median(rates)
 
 
-def score(run: Path, heldout: Path, epoch: int, n: int) -> dict:
-    from animegan.metrics import evaluate_run
+def score(run: Path, heldout: Path, epoch: int, n: int, bn: str) -> dict:
+    """The EMA generator at `epoch` against the held-out faces. bn "standing" first gives it BatchNorm
+    statistics of its own (train.ema_bn: standing): that changes no training step, so every variant
+    is scored both ways from the same checkpoint."""
+    from animegan.metrics.evaluate import cached_real_features, extract_all, feature_extractors, generate_images
+    from animegan.metrics.evaluate import score as compare
+    from animegan.rundir import load_generator
+    from animegan.train import standing_batchnorm_stats
 
-    return evaluate_run(run, heldout, n, "swd,prdc,diversity", checkpoint=str(epoch), runs_dir=run.parent)
+    generator, cfg, _ = load_generator(run, str(epoch))
+    if bn == "standing":
+        standing_batchnorm_stats(generator, cfg.train.seed)
+    extractors = feature_extractors(METRICS)
+    real = cached_real_features(heldout, cfg.data.size, cfg.data.channels, n, extractors, show_progress=False)
+    return compare(METRICS, real, extract_all(extractors, generate_images(generator, n, seed=0)))
+
+
+def write_grids(run: Path, epoch: int, stem: Path) -> None:
+    """The 8x8 grid of the first 64 scoring noises, with the EMA generator's BatchNorm statistics both ways."""
+    from animegan.images import make_grid, to_uint8, write_png
+    from animegan.rundir import load_generator
+    from animegan.sample import draw_noise
+    from animegan.train import standing_batchnorm_stats
+
+    generator, cfg, _ = load_generator(run, str(epoch))
+    noise = draw_noise(64, generator.input_shape[-1], 0)
+    for bn in ("live", "standing"):
+        if bn == "standing":
+            standing_batchnorm_stats(generator, cfg.train.seed)
+        write_png(Path(f"{stem}-{bn}.png"), make_grid(to_uint8(generator(noise, training=False).numpy())))
 
 
 def table(results: dict) -> str:
     columns = ["swd", "precision", "recall", "density", "coverage", "near_duplicates", "nn_ratio", "spread_ratio"]
-    lines = ["| variant | epoch | " + " | ".join(columns) + " | img/s |", "|---" * (len(columns) + 3) + "|"]
+    lines = ["| variant | epoch | EMA BN | " + " | ".join(columns) + " | img/s |", "|---" * (len(columns) + 4) + "|"]
     for variant, entry in results["variants"].items():
-        for epoch, scores in sorted(entry["scores"].items(), key=lambda item: int(item[0])):
+        for key, scores in sorted(entry["scores"].items(), key=lambda item: (int(item[0].split("-")[0]), item[0])):
+            epoch, bn = key.split("-")
             cells = [f"{scores[c]:.3f}" if c != "swd" else f"{scores[c]:.1f}" for c in columns]
-            lines.append(f"| {variant} | {epoch} | " + " | ".join(cells) + f" | {entry['images_per_s']:.0f} |")
+            lines.append(f"| {variant} | {epoch} | {bn} | " + " | ".join(cells) + f" | {entry['images_per_s']:.0f} |")
     return "\n".join(lines)
 
 
@@ -140,14 +168,14 @@ def main() -> None:
     results.update({"cpu": cpu_name(), "n": args.n, "held_out": HELD_OUT, "train_images": len(os.listdir(train_dir))})
     for variant in args.variants:
         run = train(variant, train_dir, runs, args.epochs)
-        entry = results["variants"].setdefault(variant, {"scores": {}})
+        entry = results["variants"][variant] = {"scores": {}}
         entry["overrides"] = VARIANTS[variant]
         entry["images_per_s"] = images_per_second(run)
         for epoch in eval_epochs:
-            entry["scores"][str(epoch)] = score(run, heldout, epoch, args.n)
-        grid = run / "samples" / f"epoch_{max(eval_epochs):04d}.png"
+            for bn in ("live", "standing"):
+                entry["scores"][f"{epoch}-{bn}"] = score(run, heldout, epoch, args.n, bn)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(grid, args.out.parent / f"{variant}-epoch{max(eval_epochs)}.png")
+        write_grids(run, max(eval_epochs), args.out.parent / f"{variant}-epoch{max(eval_epochs)}")
         tmp = args.out.with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=2) + "\n")
         tmp.replace(args.out)

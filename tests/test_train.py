@@ -83,7 +83,7 @@ def test_standing_stats_are_the_ema_generators_own_batch_statistics(tmp_path):
     state = build_state(cfg, "float32")
     generator = state.ema_generator
     norm = next(layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization))
-    standing_batchnorm_stats(state, cfg)
+    standing_batchnorm_stats(generator, cfg.train.seed)
     noise = np.random.default_rng([cfg.train.seed, 1]).standard_normal((STANDING_STATS_BATCH, cfg.model.noise_dim)).astype(np.float32)
     dense_out = generator.layers[0](noise).numpy()  # the first BatchNorm normalises the dense layer's output
     np.testing.assert_allclose(norm.moving_mean.numpy(), dense_out.mean(axis=0), rtol=1e-4, atol=1e-5)
