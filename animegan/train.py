@@ -226,11 +226,8 @@ class Checkpoints:
             ) from None
 
     def restore_latest(self, run: Path) -> str:
-        prefix = rundir.resolve_checkpoint(run)
-        try:
-            self.checkpoint.restore(prefix).assert_existing_objects_matched()
-        except (ValueError, AssertionError, tf.errors.OpError) as exc:
-            raise UserError(f"--resume {run}: checkpoint '{prefix}' does not match the run's config ({str(exc).splitlines()[0][:160]})") from None
+        """Restore the newest checkpoint that restores (older ones stand in for damaged ones)."""
+        prefix, _ = rundir.restore_newest(run, lambda prefix: self.checkpoint.restore(prefix).assert_existing_objects_matched())
         return prefix
 
 
@@ -280,7 +277,10 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
         checkpoints = Checkpoints(state, run, cfg.train.keep_checkpoints, chief)
         if resume is not None:
             restored = checkpoints.restore_latest(run)
-            log(f"resumed {restored} (epoch {int(state.epoch.numpy())}, step {int(state.step.numpy())})")
+            done = int(state.epoch.numpy())
+            log(f"resumed {restored} (epoch {done}, step {int(state.step.numpy())})")
+            if chief and (dropped := rundir.drop_metrics_after(run, done)):
+                log(f"dropped {dropped} line(s) past epoch {done} from {rundir.metrics_path(run)}: those epochs are trained again")
         if chief:
             rundir.save_config(run, cfg)
             runtime = {"animegan": __version__, "tensorflow": tf.__version__, "precision": precision, "xla": xla,

@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from click.testing import CliRunner
+
 from animegan import rundir
+from animegan.cli import cli
 from animegan.errors import UserError
 from animegan.train import build_state, make_train_step, train
-from conftest import tiny_config, write_blob_faces
+from conftest import damage_checkpoint, tiny_config, write_blob_faces
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,3 +188,39 @@ def test_eval_every_logs_the_metric_and_keeps_the_best_checkpoint(tiny_data):
     best = tf.train.latest_checkpoint(str(rundir.checkpoint_dir(run) / "best"))
     best_epoch = int(tf.train.load_checkpoint(best).get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
     assert records[best_epoch - 1]["swd"] == min(r["swd"] for r in records)
+
+
+# --- resuming: damaged checkpoints, finished runs ------------------------------------------------------
+
+
+def test_resume_falls_back_past_a_damaged_newest_checkpoint(tiny_data, capsys):
+    cfg = tiny_data  # 5 steps per epoch
+    cfg.train.epochs = 3
+    run = train(cfg)
+    damage_checkpoint(rundir.checkpoint_dir(run) / "ckpt-15")
+    capsys.readouterr()
+
+    cfg.train.epochs = 4
+    train(cfg, resume=run)
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert f"checkpoint '{rundir.checkpoint_dir(run)}/ckpt-15' is damaged" in warnings[0] and "using ckpt-10" in warnings[0]
+    assert f"resumed {rundir.checkpoint_dir(run)}/ckpt-10 (epoch 2, step 10)" in err
+    # Epoch 3's line went with its checkpoint; epoch 3 was trained again, once.
+    assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)] == [(1, 5), (2, 10), (3, 15), (4, 20)]
+    assert sorted(rundir.checkpoint_epochs(run)) == [2, 3, 4]
+
+
+def test_resume_with_every_checkpoint_damaged_is_a_one_line_error(tiny_data, monkeypatch):
+    cfg = tiny_data
+    cfg.train.epochs = 2
+    run = train(cfg)
+    for prefix in rundir.checkpoint_prefixes(run):
+        damage_checkpoint(prefix)
+    for name in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL"):  # the CLI sets them; keep that to this test
+        monkeypatch.setenv(name, "3")
+    result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--epochs", "3"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"error: no checkpoint of run '{run}' can be read: ckpt-10: ")
