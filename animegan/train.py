@@ -265,10 +265,6 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
     # Only the chief insists on a new run folder: on a shared disk it may already have written it.
     run = Path(resume) if resume is not None else rundir.new_run_dir(cfg, must_be_new=chief)
 
-    images = load_images(Path(cfg.data.dir), cfg.data.size, cfg.data.channels, cfg.data.limit, show_progress=chief)
-    global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
-    steps_per_epoch = len(images) // global_batch
-
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
@@ -279,8 +275,15 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
             restored = checkpoints.restore_latest(run)
             done = int(state.epoch.numpy())
             log(f"resumed {restored} (epoch {done}, step {int(state.step.numpy())})")
+            if done >= cfg.train.epochs:
+                log(f"run {run} already has {done} epochs and --epochs ({cfg.train.epochs}) is the total to reach, "
+                    f"not a number to add; to train more: animegan train --resume {run} --epochs {done + max(10, done // 2)}")
+                return run
             if chief and (dropped := rundir.drop_metrics_after(run, done)):
                 log(f"dropped {dropped} line(s) past epoch {done} from {rundir.metrics_path(run)}: those epochs are trained again")
+        images = load_images(Path(cfg.data.dir), cfg.data.size, cfg.data.channels, cfg.data.limit, show_progress=chief)
+        global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
+        steps_per_epoch = len(images) // global_batch
         if chief:
             rundir.save_config(run, cfg)
             runtime = {"animegan": __version__, "tensorflow": tf.__version__, "precision": precision, "xla": xla,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -224,3 +225,20 @@ def test_resume_with_every_checkpoint_damaged_is_a_one_line_error(tiny_data, mon
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
     assert result.stderr.startswith(f"error: no checkpoint of run '{run}' can be read: ckpt-10: ")
+
+
+def test_resuming_a_finished_run_says_so_and_how_to_train_more(tiny_data, capsys):
+    cfg = tiny_data
+    cfg.train.epochs = 2
+    run = train(cfg)
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    cfg.train.epochs = 1
+    assert train(cfg, resume=run) == run
+    err = capsys.readouterr().err
+    assert f"run {run} already has 2 epochs" in err
+    more = re.search(rf"to train more: animegan train --resume {re.escape(str(run))} --epochs (\d+)$", err.strip())
+    assert more and int(more.group(1)) > 2, err
+    assert "done:" not in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files  # config.yaml still says 2 epochs
