@@ -338,12 +338,17 @@ class EpochLoop:
             for epoch in range(int(state.epoch.numpy()) + 1, cfg.train.epochs + 1):
                 epoch_start = time.perf_counter()
                 sums, seconds = self.run_epoch(epoch, skip, stop)
+                finished = skip + sums["steps"] == self.steps_per_epoch
                 skip = 0
-                if stop.signum is not None:
+                # A signal during an epoch's last step still ends that epoch: saved at its last step
+                # but not counted, the epoch would be trained again from its first batch on resume.
+                if stop.signum is not None and not finished:
                     self.stop_for_signal(stop.signum)
                 state.epoch.assign(epoch)
                 out_of_time = time.monotonic() >= deadline
                 self.end_of_epoch(epoch, sums, seconds, epoch_start, last=out_of_time or epoch == cfg.train.epochs)
+                if stop.signum is not None:
+                    self.stop_for_signal(stop.signum)
                 if out_of_time:
                     log(f"train.max_minutes ({cfg.train.max_minutes:g}) reached after epoch {epoch}; continue with --resume {self.run_dir}")
                     break

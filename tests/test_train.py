@@ -29,6 +29,25 @@ def checkpoint_arrays(prefix: str) -> dict:
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map() if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
 
+def watch_train_steps(monkeypatch, after_step):
+    """Make train() call after_step(state, stats) after each of its training steps."""
+    import animegan.train as train_module
+
+    real_make = train_module.make_train_step
+
+    def make_watched_step(*args):
+        step, state = real_make(*args), args[1]
+
+        def watched(batch):
+            stats = step(batch)
+            after_step(state, stats)
+            return stats
+
+        return watched
+
+    monkeypatch.setattr(train_module, "make_train_step", make_watched_step)
+
+
 def test_train_step_lowers_discriminator_loss_on_an_easy_problem(tmp_path):
     # Real images are all white, so D can learn to tell them from G's output quickly.
     cfg = tiny_config(tmp_path, d_lr=1e-3, g_lr=1e-5, augment="", ema_decay=0.0)
@@ -81,23 +100,11 @@ def test_resume_gives_exactly_the_same_weights(tmp_path, options):
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_data, monkeypatch):
-    import animegan.train as train_module
+    def poison(state, stats):
+        if int(state.step) > 7:  # epoch 2 of 5 steps
+            stats["g_loss"] = tf.constant(float("nan"))
 
-    real_make = train_module.make_train_step
-
-    def make_poisoned_step(*args):
-        step = real_make(*args)
-        state = args[1]
-
-        def poisoned(batch):
-            stats = step(batch)
-            if int(state.step) > 7:  # epoch 2 of 5 steps
-                stats["g_loss"] = tf.constant(float("nan"))
-            return stats
-
-        return poisoned
-
-    monkeypatch.setattr(train_module, "make_train_step", make_poisoned_step)
+    watch_train_steps(monkeypatch, poison)
     cfg = tiny_data
     cfg.train.epochs = 3
     with pytest.raises(UserError, match=r"diverged at epoch 2 .*ckpt-5"):
@@ -157,8 +164,13 @@ TINY_FLAGS = ["--data", "face", "--set", "data.size=16", "--set", "model.noise_d
               "--set", "model.d_widths=[8,16]", "--batch-size", "8", "--precision", "float32"]
 
 
+def checkpoint_counter(prefix: str, name: str) -> int:
+    return int(tf.train.load_checkpoint(prefix).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_a_checkpoint_and_resume_finishes(tmp_path, sig, code):
+    steps_per_epoch = 400 // 8
     write_blob_faces(tmp_path / "face", n=400)
     proc = run_cli(["train", *TINY_FLAGS, "--epochs", "1000", "--name", "x"], tmp_path)
     metrics = tmp_path / "runs" / "x" / "metrics.jsonl"
@@ -168,16 +180,50 @@ def test_signal_saves_a_checkpoint_and_resume_finishes(tmp_path, sig, code):
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    assert "resume with: animegan train --resume" in err
     assert "Traceback" not in err
-    run = tmp_path / "runs" / "x"
-    saved_step = int(tf.train.load_checkpoint(rundir.resolve_checkpoint(run)).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
-    assert saved_step >= 50  # at least one whole epoch of 50 steps
+    # The handler's own checkpoint: where it says, the newest, at the step it says, after the last whole epoch.
+    saved = re.search(r"saved (\S+) at step (\d+); resume with: animegan train --resume", err)
+    assert saved, err
+    run, prefix, step = tmp_path / "runs" / "x", str(tmp_path / saved.group(1)), int(saved.group(2))
+    assert rundir.resolve_checkpoint(run) == prefix
+    assert checkpoint_counter(prefix, "step") == step
     done_epochs = len(rundir.read_metrics(run))
+    assert checkpoint_counter(prefix, "epoch") == done_epochs >= 1
+    assert done_epochs * steps_per_epoch <= step < (done_epochs + 1) * steps_per_epoch
     resumed = run_cli(["train", "--resume", "runs/x", "--epochs", str(done_epochs + 1)], tmp_path)
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
-    assert rundir.read_metrics(run)[-1]["epoch"] == done_epochs + 1
+    # The resumed epoch skipped the batches done before the signal: it ends on its own last step.
+    assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)][-2:] == [
+        (done_epochs, done_epochs * steps_per_epoch), (done_epochs + 1, (done_epochs + 1) * steps_per_epoch)]
+
+
+@pytest.mark.parametrize("signal_after_step", [7, 5], ids=["mid-epoch", "last-step-of-an-epoch"])
+def test_ctrl_c_saves_the_step_it_stopped_at_and_resume_runs_only_the_rest(tiny_data, monkeypatch, signal_after_step):
+    steps = []
+
+    def press_ctrl_c(state, stats):
+        steps.append(int(state.step))
+        if steps[-1] == signal_after_step:
+            signal.raise_signal(signal.SIGINT)
+
+    watch_train_steps(monkeypatch, press_ctrl_c)
+    cfg = tiny_data  # 40 images, batch 8: 5 steps per epoch
+    cfg.train.epochs = 3
+    with pytest.raises(SystemExit) as stopped:
+        train(cfg)
+    assert stopped.value.code == 130
+    run = Path(cfg.train.runs_dir) / "tiny-001"
+    newest = rundir.resolve_checkpoint(run)
+    assert checkpoint_counter(newest, "step") == signal_after_step
+    assert checkpoint_counter(newest, "epoch") == 1  # epoch 2 unfinished, or epoch 1 finished by its last step
+    assert [r["epoch"] for r in rundir.read_metrics(run)] == [1]
+
+    steps.clear()
+    cfg.train.epochs = 2
+    train(cfg, resume=run)
+    assert steps == list(range(signal_after_step + 1, 11))
+    assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)] == [(1, 5), (2, 10)]
 
 
 def test_eval_every_logs_the_metric_and_keeps_the_best_checkpoint(tiny_data):
