@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from animegan import rundir
 from animegan.cli import cli
 from animegan.errors import UserError
-from animegan.train import build_state, make_train_step, train
+from animegan.train import build_state, ema_beta, make_train_step, train, update_ema
 from conftest import damage_checkpoint, tiny_config, write_blob_faces
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +46,18 @@ def watch_train_steps(monkeypatch, after_step):
         return watched
 
     monkeypatch.setattr(train_module, "make_train_step", make_watched_step)
+
+
+@pytest.fixture
+def op_determinism():
+    """Deterministic kernels for one test only: they are slower, and no other test should rely on them."""
+    from tensorflow.python.framework import config  # the public API can switch determinism on, not off
+
+    was_on = config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+    yield
+    if not was_on:
+        config.disable_op_determinism()
 
 
 def test_train_step_lowers_discriminator_loss_on_an_easy_problem(tmp_path):
@@ -79,8 +91,7 @@ def test_run_directory_contents(tiny_data):
 
 
 @pytest.mark.parametrize("options", [{"augment": "translation,cutout,color"}, {"augment": ""}])
-def test_resume_gives_exactly_the_same_weights(tmp_path, options):
-    tf.config.experimental.enable_op_determinism()
+def test_resume_gives_exactly_the_same_weights(tmp_path, options, op_determinism):
     write_blob_faces(tmp_path / "face")
     straight = tiny_config(tmp_path, epochs=2, name="straight", **options)
     straight.model.d_dropout = 0.3  # dropout's random state must be restored too
@@ -235,6 +246,91 @@ def test_eval_every_logs_the_metric_and_keeps_the_best_checkpoint(tiny_data):
     best = tf.train.latest_checkpoint(str(rundir.checkpoint_dir(run) / "best"))
     best_epoch = int(tf.train.load_checkpoint(best).get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
     assert records[best_epoch - 1]["swd"] == min(r["swd"] for r in records)
+
+
+# --- the generator EMA ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "step, rampup, expected",
+    [
+        # Ramping up, the half-life is rampup x the images seen, (step + 1) x batch x rampup, so
+        # beta = 0.5 ** (batch / half-life) = 0.5 ** (1 / ((step + 1) x rampup)), whatever the batch.
+        (19, 0.05, 0.5),
+        (39, 0.05, 0.5**0.5),
+        (0, 0.05, 0.5**20),
+        # Past the ramp, and without one, beta is ema_decay itself.
+        (10**6, 0.05, 0.999),
+        (0, 0.0, 0.999),
+    ],
+)
+def test_ema_beta_ramps_up_to_the_configured_decay(tmp_path, step, rampup, expected):
+    cfg = tiny_config(tmp_path, ema_decay=0.999, ema_rampup=rampup)
+    for batch in (8, 256):
+        assert float(ema_beta(cfg, tf.constant(step, tf.int64), batch)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_ema_beta_never_falls_and_levels_off_at_the_decay(tmp_path):
+    cfg = tiny_config(tmp_path, ema_decay=0.999, ema_rampup=0.05)
+    # The ramp ends near step 13,857, where 0.05 x the images seen reaches the decay's half-life of 5,543 images.
+    betas = [float(ema_beta(cfg, tf.constant(step, tf.int64), 8)) for step in range(0, 20001, 1000)]
+    assert all(a <= b for a, b in zip(betas, betas[1:]))
+    assert betas[13] < 0.999 == pytest.approx(betas[14], rel=1e-6) == pytest.approx(betas[-1], rel=1e-6)
+
+
+def test_update_ema_averages_the_weights_and_copies_batchnorm_statistics(tmp_path):
+    from types import SimpleNamespace
+
+    from animegan.models import build_generator
+
+    cfg = tiny_config(tmp_path)
+    live, ema = (build_generator(cfg.model, 16, 1) for _ in range(2))
+    for model, weight, statistic in ((live, 2.0, 3.0), (ema, 10.0, 7.0)):
+        for variable in model.trainable_variables:
+            variable.assign(tf.fill(variable.shape, weight))
+        for variable in model.non_trainable_variables:
+            variable.assign(tf.fill(variable.shape, statistic))
+    assert ema.non_trainable_variables  # BatchNorm's moving mean and variance
+
+    update_ema(SimpleNamespace(generator=live, ema_generator=ema), tf.constant(0.25))
+    for variable in ema.trainable_variables:
+        assert np.allclose(variable.numpy(), 2.0 + 0.25 * (10.0 - 2.0))  # live + beta x (ema - live)
+    for variable in ema.non_trainable_variables:
+        assert np.allclose(variable.numpy(), 3.0)
+    for variable in live.trainable_variables:
+        assert np.allclose(variable.numpy(), 2.0)
+
+
+# --- schedule keys and run names ----------------------------------------------------------------------
+
+
+def test_save_every_sample_every_and_keep_checkpoints(tiny_data):
+    cfg = tiny_data
+    cfg.train.epochs, cfg.train.save_every, cfg.train.sample_every, cfg.train.keep_checkpoints = 5, 2, 2, 2
+    run = train(cfg)
+    # Every 2nd epoch and the last; of those, the newest 2 are kept.
+    assert sorted(rundir.checkpoint_epochs(run)) == [4, 5]
+    assert sorted(p.name for p in rundir.samples_dir(run).glob("epoch_*.png")) == ["epoch_0002.png", "epoch_0004.png", "epoch_0005.png"]
+    assert [r["epoch"] for r in rundir.read_metrics(run)] == [1, 2, 3, 4, 5]
+
+
+def test_max_minutes_stops_at_the_first_epoch_end_with_a_checkpoint(tiny_data, capsys):
+    cfg = tiny_data
+    cfg.train.epochs, cfg.train.max_minutes, cfg.train.save_every, cfg.train.sample_every = 5, 1e-6, 10, 10
+    run = train(cfg)
+    assert [r["epoch"] for r in rundir.read_metrics(run)] == [1]
+    assert sorted(rundir.checkpoint_epochs(run)) == [1]  # saved although save_every is 10
+    assert [p.name for p in rundir.samples_dir(run).glob("epoch_*.png")] == ["epoch_0001.png"]
+    assert f"train.max_minutes (1e-06) reached after epoch 1; continue with --resume {run}" in capsys.readouterr().err
+
+
+def test_name_of_an_existing_run_is_refused(fake_run, tmp_path):
+    before = {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(cli, ["train", "--name", fake_run.name, "--data", str(tmp_path / "face"),
+                                      "--set", f"train.runs_dir={fake_run.parent}"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: run '{fake_run}' already exists; resume it with --resume {fake_run}, or pick another --name\n"
+    assert {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file()} == before
 
 
 # --- resuming: damaged checkpoints, finished runs ------------------------------------------------------
