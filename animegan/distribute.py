@@ -63,10 +63,13 @@ def is_chief(cluster: tf.distribute.cluster_resolver.ClusterResolver | None) -> 
     return cluster.task_type == "worker" and cluster.task_id == 0
 
 
+CPUINFO = Path("/proc/cpuinfo")  # a module attribute so that tests can stand in other CPUs
+
+
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX: bfloat16 convolutions run about twice as fast as float32 there."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = CPUINFO.read_text()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -23,6 +24,8 @@ from animegan.errors import UserError
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_PREFIX = "ckpt"
+# A checkpoint's own files; TensorFlow's "<prefix>_temp" staging folders of an unfinished save are not one.
+CHECKPOINT_FILE = re.compile(rf"{CHECKPOINT_PREFIX}-(\d+)\.(?:index|data-\d+-of-\d+)")
 
 
 def checkpoint_dir(run: Path) -> Path:
@@ -79,12 +82,18 @@ def find_run(run: Path | None, runs_dir: Path) -> Path:
     return Path(run)
 
 
+def checkpoint_prefixes(run: Path) -> list[str]:
+    """Every checkpoint of the run, newest (highest step) first, found by its files rather than by
+    TensorFlow's index of them (one more file that can be damaged); one that lost its .index counts."""
+    steps = {int(m.group(1)) for p in checkpoint_dir(run).glob(f"{CHECKPOINT_PREFIX}-*") if (m := CHECKPOINT_FILE.fullmatch(p.name))}
+    return [str(checkpoint_dir(run) / f"{CHECKPOINT_PREFIX}-{step}") for step in sorted(steps, reverse=True)]
+
+
 def checkpoint_epochs(run: Path) -> dict[int, str]:
     """Epoch -> checkpoint prefix. Checkpoints are numbered by step; an epoch maps to the earliest
     checkpoint that has completed it (a Ctrl-C save mid-way through the next epoch comes later)."""
     found = {}
-    for index in sorted(checkpoint_dir(run).glob(f"{CHECKPOINT_PREFIX}-*.index"), key=_step_of, reverse=True):
-        prefix = str(index.with_suffix(""))
+    for prefix in checkpoint_prefixes(run):
         try:
             found[checkpoint_epoch(prefix)] = prefix
         except Exception:  # an unreadable checkpoint is simply not offered
@@ -92,30 +101,29 @@ def checkpoint_epochs(run: Path) -> dict[int, str]:
     return found
 
 
-def _step_of(index: Path) -> int:
-    match = re.fullmatch(rf"{CHECKPOINT_PREFIX}-(\d+)\.index", index.name)
-    return int(match.group(1)) if match else -1
-
-
 def resolve_checkpoint(run: Path, checkpoint: str | None = None) -> str:
-    """A checkpoint prefix from None (the latest), an epoch number, or a path."""
-    import tensorflow as tf
-
+    """A checkpoint prefix from None (the newest), an epoch number, or a path."""
     if checkpoint is None:
-        latest = tf.train.latest_checkpoint(str(checkpoint_dir(run)))
-        if latest is None:
-            raise UserError(f"run '{run}' has no checkpoint yet; train it (or resume it) for at least one epoch")
-        return latest
+        prefixes = checkpoint_prefixes(run)
+        if not prefixes:
+            raise _no_checkpoint_yet(run)
+        return prefixes[0]
     if str(checkpoint).isdigit():
         epochs = checkpoint_epochs(run)
         if int(checkpoint) not in epochs:
             have = ", ".join(map(str, sorted(epochs))) or "none"
-            raise UserError(f"run '{run}' has no checkpoint for epoch {checkpoint}; available epochs: {have}")
+            unreadable = [Path(p).name for p in checkpoint_prefixes(run) if p not in epochs.values()]
+            damaged = f" ({', '.join(unreadable)} cannot be read)" if unreadable else ""
+            raise UserError(f"run '{run}' has no checkpoint for epoch {checkpoint}; available epochs: {have}{damaged}")
         return epochs[int(checkpoint)]
     prefix = str(checkpoint)[: -len(".index")] if str(checkpoint).endswith(".index") else str(checkpoint)
     if not Path(prefix + ".index").is_file():
         raise UserError(f"checkpoint '{checkpoint}' not found; give an epoch number or a path like {checkpoint_dir(run)}/ckpt-5")
     return prefix
+
+
+def _no_checkpoint_yet(run: Path) -> UserError:
+    return UserError(f"run '{run}' has no checkpoint yet; train it (or resume it) for at least one epoch")
 
 
 def checkpoint_epoch(prefix: str) -> int:
@@ -124,8 +132,103 @@ def checkpoint_epoch(prefix: str) -> int:
     return int(tf.train.load_checkpoint(prefix).get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def checkpoint_damage(prefix: str) -> str | None:
+    """Why the checkpoint's files cannot be read in full (missing, cut short, failed checksum), or
+    None when every tensor reads: then a restore that failed was a mismatch with the networks."""
+    import tensorflow as tf
+
+    if not Path(prefix + ".index").is_file():
+        return "its .index file is missing"
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (IndexError, ValueError, tf.errors.OpError) as exc:  # IndexError: a data file cut short
+        return _first_line(exc)
+    return None
+
+
+class DamagedCheckpoint(Exception):
+    """A checkpoint whose files cannot be read; restore_newest skips it unless the user named it."""
+
+    def __init__(self, prefix: str, reason: str):
+        super().__init__(f"checkpoint '{prefix}' is damaged ({reason})")
+        self.prefix, self.reason = prefix, reason
+
+
+def restore_newest(run: Path, restore: Callable[[str], Any], checkpoint: str | None = None) -> tuple[str, Any]:
+    """Call restore(prefix) on `checkpoint` (an epoch or a path), or by default on the newest
+    checkpoint that restores; return the prefix and what restore returned.
+
+    Only damaged files (a full disk, a copy cut short) make it fall back to an older checkpoint,
+    with one warning line per checkpoint skipped, which stays where it is. A checkpoint the user
+    named is never swapped for another, and one that reads but does not fit the config is an
+    error at once: the older ones come from the same config.
+    """
+    if checkpoint is not None:
+        prefix = resolve_checkpoint(run, checkpoint)
+        try:
+            return prefix, _restore(run, prefix, restore)
+        except DamagedCheckpoint as exc:
+            raise UserError(f"{exc}; pick another with --checkpoint (available epochs: "
+                            f"{', '.join(map(str, sorted(checkpoint_epochs(run)))) or 'none'})") from None
+    prefixes = checkpoint_prefixes(run)
+    if not prefixes:
+        raise _no_checkpoint_yet(run)
+    damaged = []
+    for prefix in prefixes:
+        try:
+            result = _restore(run, prefix, restore)
+        except DamagedCheckpoint as exc:
+            damaged.append(exc)
+            continue
+        for exc in damaged:
+            print(f"warning: {exc}; using {Path(prefix).name}, the newest checkpoint that restores "
+                  f"(the damaged files are left in place)", file=sys.stderr)
+        return prefix, result
+    raise UserError(
+        f"no checkpoint of run '{run}' can be read: {'; '.join(f'{Path(e.prefix).name}: {e.reason}' for e in damaged)}; "
+        f"copy the run's checkpoints/ back from a backup, or start the run again"
+    )
+
+
+def _restore(run: Path, prefix: str, restore: Callable[[str], Any]) -> Any:
+    import gc
+    import logging
+
+    import tensorflow as tf
+
+    # A failed restore makes TensorFlow log warnings about the values it left unrestored, some when
+    # its leftovers are garbage-collected; the line restore_newest prints says what matters.
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        try:
+            return restore(prefix)
+        except (AssertionError, IndexError, ValueError, tf.errors.OpError) as exc:
+            error = _first_line(exc)
+        gc.collect()  # out of the except block, so the traceback no longer holds the leftovers
+        reason = checkpoint_damage(prefix)
+    finally:
+        logger.setLevel(level)
+    if reason is not None:
+        raise DamagedCheckpoint(prefix, reason)
+    raise UserError(
+        f"checkpoint '{prefix}' does not fit the networks of {Path(run) / CONFIG_FILE} ({error}); "
+        f"give a checkpoint of this run, or put back the config.yaml it was trained with"
+    )
+
+
 def load_generator(run: Path, checkpoint: str | None = None):
-    """Build the run's generator in float32 and load its EMA weights (or the raw ones without EMA).
+    """Build the run's generator in float32 and load its EMA weights (or the raw ones without EMA)
+    from `checkpoint`, or from the newest checkpoint that restores.
 
     Returns (generator, config, epoch). Works on any machine: mixed-precision runs store float32
     variables, so a GPU checkpoint samples on a CPU.
@@ -136,16 +239,14 @@ def load_generator(run: Path, checkpoint: str | None = None):
     from animegan.models import build_generator
 
     cfg = load_run_config(run)
-    prefix = resolve_checkpoint(run, checkpoint)
     keras.mixed_precision.set_global_policy("float32")
     generator = build_generator(cfg.model, cfg.data.size, cfg.data.channels)
-    try:
-        status = tf.train.Checkpoint(ema_generator=generator).restore(prefix)
-        status.expect_partial().assert_existing_objects_matched()
-        epoch = checkpoint_epoch(prefix)
-    except (ValueError, AssertionError, IndexError, tf.errors.OpError) as exc:  # IndexError: a truncated data file
-        first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"checkpoint '{prefix}' is corrupt or does not match {run}/{CONFIG_FILE}: {first_line}") from None
+
+    def restore(prefix: str) -> int:
+        tf.train.Checkpoint(ema_generator=generator).restore(prefix).expect_partial().assert_existing_objects_matched()
+        return checkpoint_epoch(prefix)
+
+    _, epoch = restore_newest(run, restore, checkpoint)
     return generator, cfg, epoch
 
 
@@ -153,6 +254,27 @@ def append_metrics(run: Path, record: dict[str, Any]) -> None:
     """Append one JSON line; a line is written whole or not at all (one write call, then flush)."""
     with open(metrics_path(run), "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def drop_metrics_after(run: Path, epoch: int) -> int:
+    """Remove the per-epoch training lines past `epoch` (a resume from an older checkpoint trains
+    those epochs again and writes them anew); evaluation lines stay. Returns how many went."""
+    path = metrics_path(run)
+    if not path.is_file():
+        return 0
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+    def superseded(line: str) -> bool:
+        record = json.loads(line)
+        return "event" not in record and record.get("epoch", 0) > epoch
+
+    kept = [line for line in lines if not (line.strip() and superseded(line))]
+    if len(kept) < len(lines):
+        from animegan.files import atomic_path
+
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(kept), encoding="utf-8")
+    return len(lines) - len(kept)
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:

@@ -267,11 +267,8 @@ class Checkpoints:
             ) from None
 
     def restore_latest(self, run: Path) -> str:
-        prefix = rundir.resolve_checkpoint(run)
-        try:
-            self.checkpoint.restore(prefix).assert_existing_objects_matched()
-        except (ValueError, AssertionError, tf.errors.OpError) as exc:
-            raise UserError(f"--resume {run}: checkpoint '{prefix}' does not match the run's config ({str(exc).splitlines()[0][:160]})") from None
+        """Restore the newest checkpoint that restores (older ones stand in for damaged ones)."""
+        prefix, _ = rundir.restore_newest(run, lambda prefix: self.checkpoint.restore(prefix).assert_existing_objects_matched())
         return prefix
 
 
@@ -309,10 +306,6 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
     # Only the chief insists on a new run folder: on a shared disk it may already have written it.
     run = Path(resume) if resume is not None else rundir.new_run_dir(cfg, must_be_new=chief)
 
-    images = load_images(Path(cfg.data.dir), cfg.data.size, cfg.data.channels, cfg.data.limit, show_progress=chief)
-    global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
-    steps_per_epoch = len(images) // global_batch
-
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
@@ -321,7 +314,17 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
         checkpoints = Checkpoints(state, run, cfg.train.keep_checkpoints, chief)
         if resume is not None:
             restored = checkpoints.restore_latest(run)
-            log(f"resumed {restored} (epoch {int(state.epoch.numpy())}, step {int(state.step.numpy())})")
+            done = int(state.epoch.numpy())
+            log(f"resumed {restored} (epoch {done}, step {int(state.step.numpy())})")
+            if done >= cfg.train.epochs:
+                log(f"run {run} already has {done} epochs and --epochs ({cfg.train.epochs}) is the total to reach, "
+                    f"not a number to add; to train more: animegan train --resume {run} --epochs {done + max(10, done // 2)}")
+                return run
+            if chief and (dropped := rundir.drop_metrics_after(run, done)):
+                log(f"dropped {dropped} line(s) past epoch {done} from {rundir.metrics_path(run)}: those epochs are trained again")
+        images = load_images(Path(cfg.data.dir), cfg.data.size, cfg.data.channels, cfg.data.limit, show_progress=chief)
+        global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
+        steps_per_epoch = len(images) // global_batch
         if chief:
             rundir.save_config(run, cfg)
             runtime = {"animegan": __version__, "tensorflow": tf.__version__, "precision": precision, "xla": xla,
@@ -376,12 +379,17 @@ class EpochLoop:
             for epoch in range(int(state.epoch.numpy()) + 1, cfg.train.epochs + 1):
                 epoch_start = time.perf_counter()
                 sums, seconds = self.run_epoch(epoch, skip, stop)
+                finished = skip + sums["steps"] == self.steps_per_epoch
                 skip = 0
-                if stop.signum is not None:
+                # A signal during an epoch's last step still ends that epoch: saved at its last step
+                # but not counted, the epoch would be trained again from its first batch on resume.
+                if stop.signum is not None and not finished:
                     self.stop_for_signal(stop.signum)
                 state.epoch.assign(epoch)
                 out_of_time = time.monotonic() >= deadline
                 self.end_of_epoch(epoch, sums, seconds, epoch_start, last=out_of_time or epoch == cfg.train.epochs)
+                if stop.signum is not None:
+                    self.stop_for_signal(stop.signum)
                 if out_of_time:
                     log(f"train.max_minutes ({cfg.train.max_minutes:g}) reached after epoch {epoch}; continue with --resume {self.run_dir}")
                     break

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny configs and runs that train in seconds."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -30,17 +31,20 @@ def tiny_config(tmp_path, **train) -> Config:
     return cfg
 
 
-def save_untrained_run(run, cfg):
-    """Write `cfg` and one checkpoint (epoch 1) of a freshly initialised generator into `run`."""
+def save_untrained_run(run, cfg, epochs=(1,)):
+    """Write `cfg` and, for each of `epochs`, a checkpoint ckpt-<epoch> of a freshly initialised
+    generator into `run` (each initialised anew, so each checkpoint draws other pictures)."""
     import tensorflow as tf
 
     from animegan.models import build_generator
     from animegan.rundir import CHECKPOINT_PREFIX, checkpoint_dir, save_config
 
     save_config(run, cfg)
-    generator = build_generator(cfg.model, cfg.data.size, cfg.data.channels)
-    ckpt = tf.train.Checkpoint(ema_generator=generator, epoch=tf.Variable(1, dtype=tf.int64))
-    tf.train.CheckpointManager(ckpt, checkpoint_dir(run), max_to_keep=3, checkpoint_name=CHECKPOINT_PREFIX).save(checkpoint_number=1)
+    for epoch in epochs:
+        generator = build_generator(cfg.model, cfg.data.size, cfg.data.channels)
+        ckpt = tf.train.Checkpoint(ema_generator=generator, epoch=tf.Variable(epoch, dtype=tf.int64))
+        manager = tf.train.CheckpointManager(ckpt, checkpoint_dir(run), max_to_keep=len(epochs), checkpoint_name=CHECKPOINT_PREFIX)
+        manager.save(checkpoint_number=epoch)
     return run
 
 
@@ -48,6 +52,12 @@ def save_untrained_run(run, cfg):
 def fake_run(tmp_path):
     """A run directory with a config and one checkpoint of an untrained generator (epoch 1)."""
     return save_untrained_run(tmp_path / "runs" / "tiny-001", tiny_config(tmp_path))
+
+
+@pytest.fixture
+def three_checkpoint_run(tmp_path):
+    """A run directory with checkpoints ckpt-1, ckpt-2 and ckpt-3 (epochs 1 to 3) of three different untrained generators."""
+    return save_untrained_run(tmp_path / "runs" / "tiny-001", tiny_config(tmp_path), epochs=(1, 2, 3))
 
 
 def write_blob_faces(folder, n: int = 40, size: int = 16, channels: int = 1, seed: int = 0):
@@ -73,3 +83,28 @@ def tiny_data(tmp_path):
     cfg = tiny_config(tmp_path)
     write_blob_faces(tmp_path / "face")
     return cfg
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# Ways a checkpoint's files get damaged: a save or copy cut short, a bad sector, a lost file.
+CHECKPOINT_DAMAGE = {
+    "data cut short": lambda prefix: _data_file(prefix).write_bytes(b"abc"),
+    "data byte flipped": lambda prefix: _flip_a_byte(_data_file(prefix)),
+    "data missing": lambda prefix: _data_file(prefix).unlink(),
+    "index garbled": lambda prefix: Path(f"{prefix}.index").write_bytes(b"abc"),
+    "index missing": lambda prefix: Path(f"{prefix}.index").unlink(),
+}
+
+
+def _data_file(prefix):
+    (data,) = Path(prefix).parent.glob(f"{Path(prefix).name}.data-*")
+    return data
+
+
+def damage_checkpoint(prefix, how="data cut short"):
+    CHECKPOINT_DAMAGE[how](prefix)

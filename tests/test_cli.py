@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -142,21 +141,19 @@ def test_config_show_applies_config_and_set():
 
 
 @pytest.mark.parametrize("args", [["--help"], ["preprocess", "--help"]], ids=["help", "preprocess-help"])
-def test_help_does_not_import_tensorflow_and_is_fast(args):
+def test_help_does_not_import_tensorflow(args):
+    # Importing TensorFlow is what would make --help slow; scripts/bench_cli.py measures the time itself.
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "animegan", *args],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
-    elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     assert "Usage: animegan" in result.stdout
     # -X importtime writes one "import time: ... | module" line per module imported.
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "click" in imported
     assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras")}
-    assert elapsed < 5, f"{args} took {elapsed:.1f} s"
 
 
 @pytest.mark.parametrize("user_value, expected", [(None, "1"), ("0", "0")], ids=["default-on", "user-wins"])

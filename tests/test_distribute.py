@@ -8,13 +8,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 from conftest import tiny_config
 
-from animegan.distribute import choose_strategy, is_chief
+from animegan import distribute
+from animegan.distribute import choose_precision, choose_strategy, choose_xla, is_chief
 from animegan.errors import UserError
 from animegan.rundir import read_metrics
 from animegan.train import fit_batch_size
@@ -187,3 +189,75 @@ def test_global_batch_must_split_evenly_over_the_replicas():
     assert fit_batch_size(8, 100, replicas=2) == 8
     with pytest.raises(UserError, match="batch_size 10 does not split evenly over 4 replicas"):
         fit_batch_size(10, 100, replicas=4)
+
+
+# --- precision, XLA and devices from what the machine has ------------------------------------------
+
+
+def fake_cpu(monkeypatch, tmp_path, flags):
+    """Stand in a CPU with these /proc/cpuinfo flags (None: no /proc/cpuinfo, as on macOS)."""
+    cpuinfo = tmp_path / "cpuinfo"
+    if flags is not None:
+        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n\nprocessor\t: 1\nflags\t\t: fpu sse2 {flags}\n")
+    monkeypatch.setattr(distribute, "CPUINFO", cpuinfo)
+
+
+def fake_gpus(monkeypatch, count, details):
+    """Stand in `count` GPUs that report `details` (compute_capability, device_name)."""
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda gpu: details)
+    return [SimpleNamespace(name=f"/physical_device:GPU:{i}", device_type="GPU") for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [("avx2 avx512f avx512_bf16", "mixed_bfloat16"), ("avx2 amx_bf16 amx_tile", "mixed_bfloat16"),
+     ("avx2 avx512f avx512bw", "float32"), ("avx2", "float32"), (None, "float32")],
+)
+def test_auto_precision_on_a_cpu_uses_bfloat16_only_with_native_bf16_instructions(monkeypatch, tmp_path, flags, expected):
+    fake_cpu(monkeypatch, tmp_path, flags)
+    assert choose_precision("auto", []) == expected
+    assert choose_precision("float32", []) == "float32"  # a setting other than auto is taken as it is
+    assert choose_xla("auto", []) is False
+
+
+@pytest.mark.parametrize(
+    "capability, expected",
+    [((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"), ((7, 5), "mixed_float16"), ((7, 0), "mixed_float16"),
+     ((6, 1), "float32"), (None, "float32")],
+)
+def test_auto_precision_on_a_gpu_follows_its_compute_capability(monkeypatch, tmp_path, capability, expected):
+    fake_cpu(monkeypatch, tmp_path, "avx512_bf16")  # the GPU decides, whatever the CPU has
+    gpus = fake_gpus(monkeypatch, 1, {} if capability is None else {"compute_capability": capability})
+    assert choose_precision("auto", gpus) == expected
+    assert choose_precision("mixed_float16", gpus) == "mixed_float16"
+    assert choose_xla("auto", gpus) is True
+
+
+@pytest.mark.parametrize("setting, with_gpu, expected", [("on", False, True), ("off", True, False), ("auto", True, True), ("auto", False, False)])
+def test_xla_setting(setting, with_gpu, expected):
+    assert choose_xla(setting, ["/physical_device:GPU:0"] if with_gpu else []) is expected
+
+
+@pytest.mark.parametrize("logical_gpus, tf_config, expected", [(0, None, "default"), (1, None, "default"), (2, None, "mirrored:2"), (2, "{}", "multiworker")])
+def test_auto_strategy_follows_the_gpus_and_tf_config(monkeypatch, logical_gpus, tf_config, expected):
+    import tensorflow as tf
+
+    devices = [SimpleNamespace(name=f"/device:GPU:{i}") for i in range(logical_gpus)]
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind: devices if kind == "GPU" else [])
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda names: f"mirrored:{len(names)}")
+    monkeypatch.setattr(tf.distribute, "MultiWorkerMirroredStrategy", lambda: "multiworker")
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    strategy = choose_strategy("auto")
+    assert (strategy if isinstance(strategy, str) else "default") == expected
+
+
+def test_the_run_records_the_gpus_by_name(monkeypatch):
+    from animegan.train import describe_device
+
+    assert describe_device([]) == "CPU"
+    assert describe_device(fake_gpus(monkeypatch, 2, {"device_name": "NVIDIA H200"})) == "NVIDIA H200, NVIDIA H200"

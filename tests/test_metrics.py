@@ -148,6 +148,13 @@ def test_evaluate_run_logs_the_epoch_and_caches_the_real_features(fake_run, real
         evaluate_run(run_dir=fake_run, real=real_folder, n=9, metric_names="swd")
 
 
+def test_evaluate_checkpoint_scores_and_logs_that_epoch(three_checkpoint_run, real_folder):
+    scores = {epoch: evaluate_run(run_dir=three_checkpoint_run, real=real_folder, n=8, metric_names="swd", checkpoint=epoch)
+              for epoch in ("1", "2")}
+    assert scores["1"] != scores["2"]
+    assert [(r["epoch"], r["swd"]) for r in read_metrics(three_checkpoint_run)] == [(1, scores["1"]["swd"]), (2, scores["2"]["swd"])]
+
+
 def test_a_read_only_data_folder_only_costs_the_cache(fake_run, real_folder, monkeypatch, caplog):
     def refuse(path):
         raise UserError(f"cannot write '{path}': Read-only file system; choose a writable location")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import save_untrained_run, tiny_config
+from conftest import CHECKPOINT_DAMAGE, damage_checkpoint, save_untrained_run, tiny_config
 from PIL import Image
 
 from animegan.cli import cli
@@ -71,15 +71,20 @@ def test_colour_runs_write_rgb(tmp_path):
     assert Image.open(out).mode == "RGB"
 
 
-def test_mixed_precision_checkpoint_samples_on_cpu(tmp_path):
+def test_mixed_precision_checkpoint_samples_exactly_as_in_float32(tmp_path):
+    # A run trained with mixed precision, sampled in a process whose policy is still mixed (as right
+    # after training): the generator must compute in float32 all the same, or the same seed would
+    # give other pixels here than on a float32 machine.
     import keras
 
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         run = save_untrained_run(tmp_path / "runs" / "mixed", tiny_config(tmp_path))
+        written(sample("--run", run, "--n", 16, "--out", tmp_path / "under-mixed.png"))
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    written(sample("--run", run, "--n", 4, "--out", tmp_path / "mixed.png"))
+    written(sample("--run", run, "--n", 16, "--out", tmp_path / "under-float32.png"))
+    assert (tmp_path / "under-mixed.png").read_bytes() == (tmp_path / "under-float32.png").read_bytes()
 
 
 def test_same_seed_same_bytes_other_seed_other_picture(fake_run, tmp_path):
@@ -119,10 +124,16 @@ def test_gif_walk_frame_count_and_size(fake_run, tmp_path, monkeypatch):
 
 
 def test_walk_starts_at_the_grid_noise_and_loops_back():
-    walk = walk_noise(n=2, points=3, frames=4, noise_dim=8, seed=5)
+    frames = 4
+    walk = walk_noise(n=2, points=3, frames=frames, noise_dim=8, seed=5)
     assert walk.shape == (12, 2, 8)
     assert np.allclose(walk[0], draw_noise(2, 8, seed=5))
-    assert np.allclose(slerp(walk[-1], walk[0], 0.0), walk[-1])  # the next step would be the start
+    # The last leg starts at the third latent point and its frames head for the first point, so the
+    # looping GIF's jump from the last frame to the first is one more step of that leg.
+    last_leg_start = walk[-frames]
+    for k in range(1, frames):
+        assert np.allclose(walk[-frames + k], slerp(last_leg_start, walk[0], k / frames), atol=1e-6)
+    assert not np.allclose(last_leg_start, walk[0])
 
 
 def test_slerp_keeps_the_norm_and_survives_parallel_rows():
@@ -166,8 +177,8 @@ def remove_checkpoints(run):
         (["--out", "file.txt/grid.png"], None, "cannot write 'file.txt/grid.png'"),
         (["--separate", "file.txt/single"], None, "cannot write 'file.txt/single/"),
         ([], remove_checkpoints, "has no checkpoint yet; train it"),
-        ([], break_checkpoint_data, "is corrupt or does not match"),
-        ([], change_noise_dim, "is corrupt or does not match"),
+        ([], break_checkpoint_data, "can be read: ckpt-1: "),
+        ([], change_noise_dim, "does not fit the networks of"),
         (["--checkpoint", 7], None, "no checkpoint for epoch 7; available epochs: 1"),
     ],
 )
@@ -187,3 +198,48 @@ def test_no_runs_says_where_it_looked_and_how_to_train(tmp_path, monkeypatch):
     result = sample("--n", 4)
     assert result.exit_code == 2
     assert "no runs found in 'runs/'" in result.stderr and "animegan train" in result.stderr
+
+
+def checkpoint_files(run, name):
+    return {p.name: p.read_bytes() for p in checkpoint_dir(run).glob(f"{name}.*")}
+
+
+@pytest.mark.parametrize("how", CHECKPOINT_DAMAGE)
+def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_that_restores(three_checkpoint_run, tmp_path, monkeypatch, how):
+    run = three_checkpoint_run
+    monkeypatch.chdir(tmp_path)
+    expected = written(sample("--run", run, "--checkpoint", 2, "--out", tmp_path / "epoch2.png"))
+    damage_checkpoint(checkpoint_dir(run) / "ckpt-3", how)
+    damaged_files = checkpoint_files(run, "ckpt-3")
+
+    result = sample("--run", run)
+    assert written(result) == f"{run}/samples/sample_epoch0002_seed0.png"
+    assert Image.open(result.stdout.strip()).tobytes() == Image.open(expected).tobytes()
+    warning = result.stderr.splitlines()
+    assert len(warning) == 1 and warning[0].startswith(f"warning: checkpoint '{checkpoint_dir(run)}/ckpt-3' is damaged (")
+    assert "using ckpt-2" in warning[0]
+    assert checkpoint_files(run, "ckpt-3") == damaged_files  # left as it was, for whoever looks into it
+
+
+@pytest.mark.parametrize("given", ["path", "epoch"])
+def test_a_damaged_checkpoint_asked_for_by_name_is_an_error_naming_it(three_checkpoint_run, given):
+    run = three_checkpoint_run
+    damage_checkpoint(checkpoint_dir(run) / "ckpt-3")
+    result = sample("--run", run, "--checkpoint", checkpoint_dir(run) / "ckpt-3" if given == "path" else 3)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "ckpt-3" in result.stderr and "available epochs: 1, 2" in result.stderr
+
+
+def test_checkpoint_option_picks_that_epochs_generator(three_checkpoint_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    grids = {}
+    for epoch in (1, 2):
+        path = written(sample("--run", three_checkpoint_run, "--checkpoint", epoch, "--n", 4))
+        assert path == f"{three_checkpoint_run}/samples/sample_epoch{epoch:04d}_seed0.png"
+        generator, cfg, loaded_epoch = load_generator(three_checkpoint_run, str(epoch))
+        assert loaded_epoch == epoch
+        expected = make_grid(to_uint8(generator(draw_noise(4, cfg.model.noise_dim, seed=0), training=False).numpy()))
+        grids[epoch] = np.asarray(Image.open(path))[..., None]
+        assert np.array_equal(grids[epoch], expected)
+    assert not np.array_equal(grids[1], grids[2])

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,10 +13,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from click.testing import CliRunner
+
 from animegan import rundir
+from animegan.cli import cli
 from animegan.errors import UserError
-from animegan.train import build_state, make_train_step, train
-from conftest import tiny_config, write_blob_faces
+from animegan.train import build_state, ema_beta, make_train_step, train, update_ema
+from conftest import damage_checkpoint, tiny_config, write_blob_faces
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,6 +27,37 @@ ROOT = Path(__file__).resolve().parent.parent
 def checkpoint_arrays(prefix: str) -> dict:
     reader = tf.train.load_checkpoint(prefix)
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map() if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def watch_train_steps(monkeypatch, after_step):
+    """Make train() call after_step(state, stats) after each of its training steps."""
+    import animegan.train as train_module
+
+    real_make = train_module.make_train_step
+
+    def make_watched_step(*args):
+        step, state = real_make(*args), args[1]
+
+        def watched(batch, regularize=False):
+            stats = step(batch, regularize=regularize)
+            after_step(state, stats)
+            return stats
+
+        return watched
+
+    monkeypatch.setattr(train_module, "make_train_step", make_watched_step)
+
+
+@pytest.fixture
+def op_determinism():
+    """Deterministic kernels for one test only: they are slower, and no other test should rely on them."""
+    from tensorflow.python.framework import config  # the public API can switch determinism on, not off
+
+    was_on = config.is_op_determinism_enabled()
+    tf.config.experimental.enable_op_determinism()
+    yield
+    if not was_on:
+        config.disable_op_determinism()
 
 
 def test_train_step_lowers_discriminator_loss_on_an_easy_problem(tmp_path):
@@ -37,25 +72,12 @@ def test_train_step_lowers_discriminator_loss_on_an_easy_problem(tmp_path):
 
 
 def test_r1_is_applied_every_r1_every_steps_and_logged(tiny_data, monkeypatch):
-    import animegan.train as train_module
-
-    flags = []
-    real_make = train_module.make_train_step
-
-    def recording_make(*args, **kwargs):
-        step = real_make(*args, **kwargs)
-
-        def recording_step(batch, regularize=False):
-            flags.append(regularize)
-            return step(batch, regularize=regularize)
-
-        return recording_step
-
-    monkeypatch.setattr(train_module, "make_train_step", recording_make)
+    regularized = []
+    watch_train_steps(monkeypatch, lambda state, stats: regularized.append("r1" in stats))
     cfg = tiny_data
     cfg.train.epochs, cfg.train.r1_gamma, cfg.train.r1_every = 2, 1.0, 3
     run = train(cfg)
-    assert flags == [step % 3 == 0 for step in range(10)]  # 2 epochs of 40 // 8 steps
+    assert regularized == [step % 3 == 0 for step in range(10)]  # 2 epochs of 40 // 8 steps
     assert all(r["r1"] > 0 for r in rundir.read_metrics(run))
 
 
@@ -114,8 +136,7 @@ STABILISERS = {"loss": "hinge", "r1_gamma": 1.0, "r1_every": 2, "augment": "", "
 
 
 @pytest.mark.parametrize("options", [{"augment": "translation,cutout,color"}, {"augment": ""}, STABILISERS], ids=["augment", "plain", "stabilisers"])
-def test_resume_gives_exactly_the_same_weights(tmp_path, options):
-    tf.config.experimental.enable_op_determinism()
+def test_resume_gives_exactly_the_same_weights(tmp_path, options, op_determinism):
     write_blob_faces(tmp_path / "face")
 
     def config(epochs, name):
@@ -141,23 +162,11 @@ def test_resume_gives_exactly_the_same_weights(tmp_path, options):
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_data, monkeypatch):
-    import animegan.train as train_module
+    def poison(state, stats):
+        if int(state.step) > 7:  # epoch 2 of 5 steps
+            stats["g_loss"] = tf.constant(float("nan"))
 
-    real_make = train_module.make_train_step
-
-    def make_poisoned_step(*args):
-        step = real_make(*args)
-        state = args[1]
-
-        def poisoned(batch):
-            stats = step(batch)
-            if int(state.step) > 7:  # epoch 2 of 5 steps
-                stats["g_loss"] = tf.constant(float("nan"))
-            return stats
-
-        return poisoned
-
-    monkeypatch.setattr(train_module, "make_train_step", make_poisoned_step)
+    watch_train_steps(monkeypatch, poison)
     cfg = tiny_data
     cfg.train.epochs = 3
     with pytest.raises(UserError, match=r"diverged at epoch 2 .*ckpt-5"):
@@ -217,8 +226,13 @@ TINY_FLAGS = ["--data", "face", "--set", "data.size=16", "--set", "model.noise_d
               "--set", "model.d_widths=[8,16]", "--batch-size", "8", "--precision", "float32"]
 
 
+def checkpoint_counter(prefix: str, name: str) -> int:
+    return int(tf.train.load_checkpoint(prefix).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_a_checkpoint_and_resume_finishes(tmp_path, sig, code):
+    steps_per_epoch = 400 // 8
     write_blob_faces(tmp_path / "face", n=400)
     proc = run_cli(["train", *TINY_FLAGS, "--epochs", "1000", "--name", "x"], tmp_path)
     metrics = tmp_path / "runs" / "x" / "metrics.jsonl"
@@ -228,16 +242,50 @@ def test_signal_saves_a_checkpoint_and_resume_finishes(tmp_path, sig, code):
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    assert "resume with: animegan train --resume" in err
     assert "Traceback" not in err
-    run = tmp_path / "runs" / "x"
-    saved_step = int(tf.train.load_checkpoint(rundir.resolve_checkpoint(run)).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
-    assert saved_step >= 50  # at least one whole epoch of 50 steps
+    # The handler's own checkpoint: where it says, the newest, at the step it says, after the last whole epoch.
+    saved = re.search(r"saved (\S+) at step (\d+); resume with: animegan train --resume", err)
+    assert saved, err
+    run, prefix, step = tmp_path / "runs" / "x", str(tmp_path / saved.group(1)), int(saved.group(2))
+    assert rundir.resolve_checkpoint(run) == prefix
+    assert checkpoint_counter(prefix, "step") == step
     done_epochs = len(rundir.read_metrics(run))
+    assert checkpoint_counter(prefix, "epoch") == done_epochs >= 1
+    assert done_epochs * steps_per_epoch <= step < (done_epochs + 1) * steps_per_epoch
     resumed = run_cli(["train", "--resume", "runs/x", "--epochs", str(done_epochs + 1)], tmp_path)
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
-    assert rundir.read_metrics(run)[-1]["epoch"] == done_epochs + 1
+    # The resumed epoch skipped the batches done before the signal: it ends on its own last step.
+    assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)][-2:] == [
+        (done_epochs, done_epochs * steps_per_epoch), (done_epochs + 1, (done_epochs + 1) * steps_per_epoch)]
+
+
+@pytest.mark.parametrize("signal_after_step", [7, 5], ids=["mid-epoch", "last-step-of-an-epoch"])
+def test_ctrl_c_saves_the_step_it_stopped_at_and_resume_runs_only_the_rest(tiny_data, monkeypatch, signal_after_step):
+    steps = []
+
+    def press_ctrl_c(state, stats):
+        steps.append(int(state.step))
+        if steps[-1] == signal_after_step:
+            signal.raise_signal(signal.SIGINT)
+
+    watch_train_steps(monkeypatch, press_ctrl_c)
+    cfg = tiny_data  # 40 images, batch 8: 5 steps per epoch
+    cfg.train.epochs = 3
+    with pytest.raises(SystemExit) as stopped:
+        train(cfg)
+    assert stopped.value.code == 130
+    run = Path(cfg.train.runs_dir) / "tiny-001"
+    newest = rundir.resolve_checkpoint(run)
+    assert checkpoint_counter(newest, "step") == signal_after_step
+    assert checkpoint_counter(newest, "epoch") == 1  # epoch 2 unfinished, or epoch 1 finished by its last step
+    assert [r["epoch"] for r in rundir.read_metrics(run)] == [1]
+
+    steps.clear()
+    cfg.train.epochs = 2
+    train(cfg, resume=run)
+    assert steps == list(range(signal_after_step + 1, 11))
+    assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)] == [(1, 5), (2, 10)]
 
 
 def test_eval_every_logs_the_metric_and_keeps_the_best_checkpoint(tiny_data):
@@ -249,3 +297,141 @@ def test_eval_every_logs_the_metric_and_keeps_the_best_checkpoint(tiny_data):
     best = tf.train.latest_checkpoint(str(rundir.checkpoint_dir(run) / "best"))
     best_epoch = int(tf.train.load_checkpoint(best).get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
     assert records[best_epoch - 1]["swd"] == min(r["swd"] for r in records)
+
+
+# --- the generator EMA ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "step, rampup, expected",
+    [
+        # Ramping up, the half-life is rampup x the images seen, (step + 1) x batch x rampup, so
+        # beta = 0.5 ** (batch / half-life) = 0.5 ** (1 / ((step + 1) x rampup)), whatever the batch.
+        (19, 0.05, 0.5),
+        (39, 0.05, 0.5**0.5),
+        (0, 0.05, 0.5**20),
+        # Past the ramp, and without one, beta is ema_decay itself.
+        (10**6, 0.05, 0.999),
+        (0, 0.0, 0.999),
+    ],
+)
+def test_ema_beta_ramps_up_to_the_configured_decay(tmp_path, step, rampup, expected):
+    cfg = tiny_config(tmp_path, ema_decay=0.999, ema_rampup=rampup)
+    for batch in (8, 256):
+        assert float(ema_beta(cfg, tf.constant(step, tf.int64), batch)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_ema_beta_never_falls_and_levels_off_at_the_decay(tmp_path):
+    cfg = tiny_config(tmp_path, ema_decay=0.999, ema_rampup=0.05)
+    # The ramp ends near step 13,857, where 0.05 x the images seen reaches the decay's half-life of 5,543 images.
+    betas = [float(ema_beta(cfg, tf.constant(step, tf.int64), 8)) for step in range(0, 20001, 1000)]
+    assert all(a <= b for a, b in zip(betas, betas[1:]))
+    assert betas[13] < 0.999 == pytest.approx(betas[14], rel=1e-6) == pytest.approx(betas[-1], rel=1e-6)
+
+
+def test_update_ema_averages_the_weights_and_copies_batchnorm_statistics(tmp_path):
+    from types import SimpleNamespace
+
+    from animegan.models import build_generator
+
+    cfg = tiny_config(tmp_path)
+    live, ema = (build_generator(cfg.model, 16, 1) for _ in range(2))
+    for model, weight, statistic in ((live, 2.0, 3.0), (ema, 10.0, 7.0)):
+        for variable in model.trainable_variables:
+            variable.assign(tf.fill(variable.shape, weight))
+        for variable in model.non_trainable_variables:
+            variable.assign(tf.fill(variable.shape, statistic))
+    assert ema.non_trainable_variables  # BatchNorm's moving mean and variance
+
+    update_ema(SimpleNamespace(generator=live, ema_generator=ema), tf.constant(0.25))
+    for variable in ema.trainable_variables:
+        assert np.allclose(variable.numpy(), 2.0 + 0.25 * (10.0 - 2.0))  # live + beta x (ema - live)
+    for variable in ema.non_trainable_variables:
+        assert np.allclose(variable.numpy(), 3.0)
+    for variable in live.trainable_variables:
+        assert np.allclose(variable.numpy(), 2.0)
+
+
+# --- schedule keys and run names ----------------------------------------------------------------------
+
+
+def test_save_every_sample_every_and_keep_checkpoints(tiny_data):
+    cfg = tiny_data
+    cfg.train.epochs, cfg.train.save_every, cfg.train.sample_every, cfg.train.keep_checkpoints = 5, 2, 2, 2
+    run = train(cfg)
+    # Every 2nd epoch and the last; of those, the newest 2 are kept.
+    assert sorted(rundir.checkpoint_epochs(run)) == [4, 5]
+    assert sorted(p.name for p in rundir.samples_dir(run).glob("epoch_*.png")) == ["epoch_0002.png", "epoch_0004.png", "epoch_0005.png"]
+    assert [r["epoch"] for r in rundir.read_metrics(run)] == [1, 2, 3, 4, 5]
+
+
+def test_max_minutes_stops_at_the_first_epoch_end_with_a_checkpoint(tiny_data, capsys):
+    cfg = tiny_data
+    cfg.train.epochs, cfg.train.max_minutes, cfg.train.save_every, cfg.train.sample_every = 5, 1e-6, 10, 10
+    run = train(cfg)
+    assert [r["epoch"] for r in rundir.read_metrics(run)] == [1]
+    assert sorted(rundir.checkpoint_epochs(run)) == [1]  # saved although save_every is 10
+    assert [p.name for p in rundir.samples_dir(run).glob("epoch_*.png")] == ["epoch_0001.png"]
+    assert f"train.max_minutes (1e-06) reached after epoch 1; continue with --resume {run}" in capsys.readouterr().err
+
+
+def test_name_of_an_existing_run_is_refused(fake_run, tmp_path):
+    before = {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(cli, ["train", "--name", fake_run.name, "--data", str(tmp_path / "face"),
+                                      "--set", f"train.runs_dir={fake_run.parent}"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: run '{fake_run}' already exists; resume it with --resume {fake_run}, or pick another --name\n"
+    assert {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file()} == before
+
+
+# --- resuming: damaged checkpoints, finished runs ------------------------------------------------------
+
+
+def test_resume_falls_back_past_a_damaged_newest_checkpoint(tiny_data, capsys):
+    cfg = tiny_data  # 5 steps per epoch
+    cfg.train.epochs = 3
+    run = train(cfg)
+    damage_checkpoint(rundir.checkpoint_dir(run) / "ckpt-15")
+    capsys.readouterr()
+
+    cfg.train.epochs = 4
+    train(cfg, resume=run)
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert f"checkpoint '{rundir.checkpoint_dir(run)}/ckpt-15' is damaged" in warnings[0] and "using ckpt-10" in warnings[0]
+    assert f"resumed {rundir.checkpoint_dir(run)}/ckpt-10 (epoch 2, step 10)" in err
+    # Epoch 3's line went with its checkpoint; epoch 3 was trained again, once.
+    assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)] == [(1, 5), (2, 10), (3, 15), (4, 20)]
+    assert sorted(rundir.checkpoint_epochs(run)) == [2, 3, 4]
+
+
+def test_resume_with_every_checkpoint_damaged_is_a_one_line_error(tiny_data, monkeypatch):
+    cfg = tiny_data
+    cfg.train.epochs = 2
+    run = train(cfg)
+    for prefix in rundir.checkpoint_prefixes(run):
+        damage_checkpoint(prefix)
+    for name in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL"):  # the CLI sets them; keep that to this test
+        monkeypatch.setenv(name, "3")
+    result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--epochs", "3"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"error: no checkpoint of run '{run}' can be read: ckpt-10: ")
+
+
+def test_resuming_a_finished_run_says_so_and_how_to_train_more(tiny_data, capsys):
+    cfg = tiny_data
+    cfg.train.epochs = 2
+    run = train(cfg)
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+
+    cfg.train.epochs = 1
+    assert train(cfg, resume=run) == run
+    err = capsys.readouterr().err
+    assert f"run {run} already has 2 epochs" in err
+    more = re.search(rf"to train more: animegan train --resume {re.escape(str(run))} --epochs (\d+)$", err.strip())
+    assert more and int(more.group(1)) > 2, err
+    assert "done:" not in err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files  # config.yaml still says 2 epochs
