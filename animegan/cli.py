@@ -25,6 +25,7 @@ Examples:
   animegan train --config demo --epochs 5   a quick CPU run that shows faces forming
   animegan sample --n 16                    a 4x4 grid from the newest run
   animegan evaluate --real face/            SWD (and FID/KID) of the newest run
+  animegan plot runs/default-001            redraw losses.png and quality.png
   animegan export runs/default-001 --format tflite --out g.tflite
   animegan config show --set train.g_lr=1e-4
 """
@@ -304,6 +305,22 @@ def evaluate(run_dir, real, images_dir, n, metric_names, inception_weights, chec
         )
     for key, value in results.items():
         click.echo(f"{key}: {value:.4f}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path), required=False)
+@click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs.")
+def plot(run_dir, runs_dir):
+    """Redraw a run's losses.png and quality.png from its metrics.jsonl, e.g. after `animegan evaluate`
+    (training redraws them at every epoch end on its own).
+
+    \b
+    Example: animegan plot runs/default-001
+    """
+    from animegan.monitor import plot_run
+
+    for path in plot_run(run_dir, runs_dir):
+        click.echo(str(path))
 
 
 @cli.group()

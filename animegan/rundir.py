@@ -4,7 +4,8 @@
     runs/<name>/checkpoints/        tf.train.Checkpoint files, ckpt-<step>
     runs/<name>/samples/            epoch_0001.png ... (EMA generator on fixed noise)
     runs/<name>/metrics.jsonl       one JSON line per epoch (and per evaluation)
-    runs/<name>/losses.png          loss and D-output curves
+    runs/<name>/losses.png          training curves: losses, R1, D outputs, augmentation (monitor.py)
+    runs/<name>/quality.png         metric curves, once metrics.jsonl holds evaluations
     runs/<name>/progress.gif        the epoch grids as an animation
     runs/<name>/tensorboard/        TensorBoard event files
 """

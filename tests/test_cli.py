@@ -13,7 +13,7 @@ import animegan
 from animegan.cli import cli
 from animegan.config import CONFIG_DIR, load_config
 
-COMMANDS = ["demo-data", "preprocess", "train", "sample", "export", "evaluate", "config"]
+COMMANDS = ["demo-data", "preprocess", "train", "sample", "export", "evaluate", "plot", "config"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -92,6 +92,17 @@ def test_demo_data_into_an_uncreatable_folder(tmp_path):
     assert "cannot create" in assert_clean_error(run("demo-data", str(blocker / "faces"), "--n", "1"))
 
 
+def test_plot_a_run_with_no_metrics_yet(tmp_path):
+    assert "no metrics.jsonl records yet" in assert_clean_error(run("plot", str(tmp_path)))
+
+
+def test_plot_prints_the_files_it_drew(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "step": 5, "d_loss": 1.3, "g_loss": 0.7, "d_real": 0.5, "d_fake": 0.5}\n')
+    result = run("plot", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [str(tmp_path / "losses.png")]
+
+
 def test_verbose_shows_the_traceback_too():
     result = run("--verbose", "config", "show", "--set", "trian.epochs=3")
     assert result.exit_code == 2
@@ -153,7 +164,7 @@ def test_help_does_not_import_tensorflow(args):
     # -X importtime writes one "import time: ... | module" line per module imported.
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "click" in imported
-    assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras")}
+    assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "matplotlib")}
 
 
 @pytest.mark.parametrize("user_value, expected", [(None, "1"), ("0", "0")], ids=["default-on", "user-wins"])

@@ -121,6 +121,7 @@ def test_run_directory_contents(tiny_data):
     for name in ("config.yaml", "runtime.json", "losses.png", "progress.gif", "samples/epoch_0001.png", "samples/epoch_0002.png"):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert not (run / "quality.png").exists()  # no evaluations to draw
     records = rundir.read_metrics(run)
     assert [r["epoch"] for r in records] == [1, 2]
     assert {"epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "wall_s"} <= set(records[0])
@@ -294,6 +295,7 @@ def test_eval_every_logs_the_metric_and_keeps_the_best_checkpoint(tiny_data):
     run = train(cfg)
     records = rundir.read_metrics(run)
     assert all(r["swd"] > 0 for r in records)
+    assert (run / "quality.png").is_file()
     best = tf.train.latest_checkpoint(str(rundir.checkpoint_dir(run) / "best"))
     best_epoch = int(tf.train.load_checkpoint(best).get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
     assert records[best_epoch - 1]["swd"] == min(r["swd"] for r in records)
