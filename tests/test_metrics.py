@@ -138,6 +138,7 @@ def test_evaluate_run_logs_the_epoch_and_caches_the_real_features(fake_run, real
     line = read_metrics(fake_run)[-1]
     assert line["epoch"] == 1 and line["event"] == "evaluate" and line["n"] == 8 and line["swd"] == results["swd"]
     assert len(list((real_folder / CACHE_DIR).glob("swd-*.npz"))) == 1
+    assert (fake_run / "quality.png").is_file()  # redrawn with the new score
 
     def no_reading(*args, **kwargs):
         raise AssertionError("the real images were read again despite the cache")
@@ -199,6 +200,8 @@ def test_cli_evaluate_prints_each_metric(fake_run, real_folder):
     result = CliRunner().invoke(cli, ["evaluate", str(fake_run), "--real", str(real_folder), "--n", "8"])
     assert result.exit_code == 0, result.output
     assert "swd: " in result.output and "swd_16: " in result.output
+    # The default metrics separate fidelity from variety.
+    assert all(f"{key}: " in result.output for key in ("precision", "recall", "density", "coverage", "near_duplicates"))
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ from animegan.errors import UserError
 from animegan.files import atomic_path
 from animegan.images import to_uint8
 from animegan.metrics import METRICS, Features, diversity, embedding, inception, swd
-from animegan.rundir import append_metrics, find_run, load_generator
+from animegan.rundir import append_metrics, find_run, load_generator, read_metrics
 from animegan.sample import draw_noise, generate, trace_generator
 
 
@@ -179,6 +179,9 @@ def evaluate_run(
     fake_features = extract_all(extractors, generate_images(generator, n, seed, show_progress=True))
     results = score(names, real_features, fake_features)
     append_metrics(run, {"epoch": epoch, "event": "evaluate", "real": str(folder), "n": n, "seed": seed, **results})
+    from animegan.monitor import write_plots  # matplotlib: imported only here, not for every evaluate_generator call
+
+    write_plots(run, read_metrics(run))
     return results
 
 
