@@ -47,7 +47,7 @@ class ModelConfig:
     d_kernel: int = 5
     d_dropout: float = 0.0
     leaky_slope: float = 0.3  # LeakyReLU's negative slope in both networks (Keras' default, as in the recipe)
-    d_mbstd: int = 0  # minibatch standard-deviation group size in D (ProGAN); 0 = off
+    d_mbstd: int = 4  # minibatch standard-deviation group size in D (ProGAN); 0 = off
     d_spectral_norm: bool = False  # spectral normalisation of D's weight layers
 
 
@@ -62,7 +62,7 @@ class TrainConfig:
     beta2: float = 0.999
     ema_decay: float = 0.999  # 0 turns the generator EMA off
     ema_rampup: float = 0.05  # EMA half-life grows to this fraction of the images seen (0 = off)
-    ema_bn: str = "live"  # the EMA generator's BatchNorm statistics: live (copied) | standing (its own, at each epoch end)
+    ema_bn: str = "standing"  # the EMA generator's BatchNorm statistics: standing (its own, at each epoch end) | live (copied)
     loss: str = "bce"  # bce (non-saturating, the recipe's) | hinge
     r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real images; 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (StyleGAN2's lazy regularisation)

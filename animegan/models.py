@@ -70,7 +70,9 @@ class MinibatchStdDev(layers.Layer):
     group with no spread, which D can now see and punish.
 
     Groups are `group_size` consecutive images (fewer when the batch does not divide: the largest
-    divisor of the batch that is at most `group_size`).
+    divisor of the batch that is at most `group_size`). Consecutive, not strided as in ProGAN's code,
+    so that tf.distribute replicas, which take consecutive slices of the batch, form the groups one
+    device would.
     """
 
     def __init__(self, group_size: int, **kwargs):
@@ -81,10 +83,10 @@ class MinibatchStdDev(layers.Layer):
         batch = x.shape[0]
         group = math.gcd(self.group_size, batch) if batch else self.group_size
         height, width, channels = x.shape[1], x.shape[2], x.shape[3]
-        grouped = tf.reshape(x, [group, -1, height, width, channels])
-        spread = tf.sqrt(tf.math.reduce_variance(tf.cast(grouped, tf.float32), axis=0) + 1e-8)
-        spread = tf.reduce_mean(spread, axis=[1, 2, 3])  # one number per group member
-        feature = tf.tile(tf.reshape(spread, [-1, 1, 1, 1]), [group, height, width, 1])
+        grouped = tf.reshape(x, [-1, group, height, width, channels])
+        spread = tf.sqrt(tf.math.reduce_variance(tf.cast(grouped, tf.float32), axis=1) + 1e-8)
+        spread = tf.reduce_mean(spread, axis=[1, 2, 3])  # one number per group
+        feature = tf.reshape(tf.repeat(spread, group), [-1, 1, 1, 1]) * tf.ones_like(x[..., :1], tf.float32)
         return tf.concat([x, tf.cast(feature, x.dtype)], axis=-1)
 
     def compute_output_shape(self, input_shape):

@@ -66,10 +66,10 @@ def test_minibatch_stddev_feature_is_the_groups_spread():
     out = layer(tf.constant(x)).numpy()
     assert out.shape == (4, 3, 3, 3)
     np.testing.assert_array_equal(out[..., :2], x)
-    # Groups are images (0, 2) and (1, 3): the feature is the mean over pixels and channels of their std.
-    for member in range(2):
-        spread = np.sqrt(np.var(x[[member, member + 2]], axis=0) + 1e-8).mean()
-        np.testing.assert_allclose(out[[member, member + 2], :, :, 2], spread, rtol=1e-5)
+    # Groups are images (0, 1) and (2, 3): the feature is the mean over pixels and channels of their std.
+    for first in (0, 2):
+        spread = np.sqrt(np.var(x[[first, first + 1]], axis=0) + 1e-8).mean()
+        np.testing.assert_allclose(out[[first, first + 1], :, :, 2], spread, rtol=1e-5)
     assert np.allclose(layer(tf.constant(np.repeat(x[:1], 4, axis=0))).numpy()[..., 2], 1e-4)
 
 
