@@ -139,6 +139,15 @@ def write_grids(run: Path, epoch: int, stem: Path) -> None:
         write_png(Path(f"{stem}-{bn}.png"), make_grid(to_uint8(generator(noise, training=False).numpy())))
 
 
+def plot_curve(entry: dict, variant: str, path: Path) -> None:
+    """quality.png's panels for one variant's standing-statistics scores against the held-out faces."""
+    from animegan.monitor import quality_figure, save_png
+
+    records = [{"epoch": int(key.split("-")[0]), "event": "evaluate", **scores}
+               for key, scores in entry["scores"].items() if key.endswith("-standing")]
+    save_png(quality_figure(sorted(records, key=lambda r: r["epoch"]), f"{variant}: 2,000 samples vs 2,000 held-out faces"), path)
+
+
 def table(results: dict) -> str:
     columns = ["swd", "precision", "recall", "density", "coverage", "near_duplicates", "nn_ratio", "spread_ratio"]
     lines = ["| variant | epoch | EMA BN | " + " | ".join(columns) + " | img/s |", "|---" * (len(columns) + 4) + "|"]
@@ -176,6 +185,8 @@ def main() -> None:
                 entry["scores"][f"{epoch}-{bn}"] = score(run, heldout, epoch, args.n, bn)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         write_grids(run, max(eval_epochs), args.out.parent / f"{variant}-epoch{max(eval_epochs)}")
+        if len(eval_epochs) >= 3:
+            plot_curve(entry, variant, args.out.parent / f"{variant}-quality.png")
         tmp = args.out.with_suffix(".tmp")
         tmp.write_text(json.dumps(results, indent=2) + "\n")
         tmp.replace(args.out)
