@@ -353,8 +353,23 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return validate(cfg, " + ".join(layers))
 
 
+# Keys added after runs were already being saved, with the value that keeps such a run as it was
+# trained: a run saved without `model.d_mbstd` had no minibatch-stddev layer, whatever today's default.
+BEFORE_THE_KEY_EXISTED = {
+    "model.leaky_slope": 0.3,
+    "model.d_mbstd": 0,
+    "model.d_spectral_norm": False,
+    "train.loss": "bce",
+    "train.r1_gamma": 0.0,
+    "train.ema_bn": "live",
+    "train.eval_diversity": False,
+}
+
+
 def config_from_dict(data: dict, source: str) -> Config:
-    """Rebuild a config saved in a run directory."""
+    """Rebuild a config saved in a run directory (keys it lacks: as before they existed)."""
     cfg = Config()
-    apply_overrides(cfg, flatten(data), source)
+    saved = flatten(data)
+    apply_overrides(cfg, {k: v for k, v in BEFORE_THE_KEY_EXISTED.items() if k not in saved}, source)
+    apply_overrides(cfg, saved, source)
     return validate(cfg, source)

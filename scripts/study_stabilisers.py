@@ -5,7 +5,8 @@ the same faces, then its EMA generator is scored against faces kept out of train
     python scripts/study_stabilisers.py --faces face/ --epochs 10 baseline mbstd r1 sn hinge
     python scripts/study_stabilisers.py --faces face/ --epochs 20 --eval-epochs 10,20 combo
 
-Each variant is the default config plus the --set overrides in VARIANTS. The script holds out
+Each variant is the default config as it was before the study (BEFORE) plus the --set overrides in
+VARIANTS. The script holds out
 HELD_OUT faces (a seeded choice; the same on every machine for the same folder) and trains on the
 rest; the training and held-out folders are symlink farms under --work. A variant already trained
 to --epochs is only re-scored, a shorter one is resumed: stop the script any time and start it
@@ -36,7 +37,12 @@ HELD_OUT = 2000
 SEED = 0
 METRICS = ["swd", "prdc", "diversity"]
 
-# Each stabiliser alone, then combinations of the ones that help. Keys are config keys (--set).
+# The default config as it was before this study (no minibatch stddev, the live generator's BatchNorm
+# statistics in the EMA generator): every variant starts from it, so the study stays the same study
+# whatever the default becomes. Keys are config keys (--set).
+BEFORE = ["model.d_mbstd=0", "train.ema_bn=live"]
+
+# Each stabiliser alone, then combinations of the ones that help.
 VARIANTS = {
     "baseline": [],
     "mbstd": ["model.d_mbstd=4"],
@@ -49,6 +55,7 @@ VARIANTS = {
     "ttur": ["train.g_lr=0.0001", "train.d_lr=0.0004"],
     "color": ["train.augment=translation,cutout,color"],
     "ema-short": ["train.ema_rampup=0.02"],
+    "mbstd-sn": ["model.d_mbstd=4", "model.d_spectral_norm=true"],
 }
 
 
@@ -89,12 +96,12 @@ def train(variant: str, train_dir: Path, runs: Path, epochs: int) -> Path:
         return run
     command = [str(Path(sys.executable).with_name("animegan")), "train", "--epochs", str(epochs)]
     if (run / "config.yaml").exists():
-        command += ["--resume", str(run)]
+        command += ["--resume", str(run)]  # with the same overrides: a key added since keeps its study value
     else:
         command += ["--data", str(train_dir), "--name", variant, "--set", f"train.runs_dir={runs}",
                     "--set", "train.save_every=5", "--set", "train.keep_checkpoints=100"]
-        for item in VARIANTS[variant]:
-            command += ["--set", item]
+    for item in BEFORE + VARIANTS[variant]:
+        command += ["--set", item]
     print(" ".join(command), flush=True)
     subprocess.run(command, check=True)
     return run

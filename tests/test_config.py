@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from animegan.config import CONFIG_DIR, Config, load_config
+from animegan.config import CONFIG_DIR, Config, flatten, load_config
 from animegan.errors import UserError
 
 
@@ -212,3 +212,17 @@ def test_missing_config_file_lists_the_shipped_ones():
     message = config_error("no-such-config")
     assert "config file 'no-such-config' not found" in message
     assert "default, demo" in message
+
+
+def test_a_run_saved_before_a_key_existed_keeps_what_it_was_trained_with():
+    from animegan.config import BEFORE_THE_KEY_EXISTED, config_from_dict
+
+    saved = Config().to_dict()
+    for key in BEFORE_THE_KEY_EXISTED:
+        section, name = key.split(".")
+        del saved[section][name]
+    cfg = flatten(config_from_dict(saved, "old run").to_dict())
+    assert {key: cfg[key] for key in BEFORE_THE_KEY_EXISTED} == BEFORE_THE_KEY_EXISTED
+    assert cfg["model.d_mbstd"] != Config().model.d_mbstd  # the default moved on; the old run did not
+    # A run that saved the key keeps its own value.
+    assert flatten(config_from_dict(Config().to_dict(), "new run").to_dict()) == flatten(Config().to_dict())
