@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -138,6 +139,10 @@ def test_output_pixels_are_the_same_as_before(tmp_path, overrides, expected):
     make_messy_folder(src / "messy")  # every pixel format
     run_preprocess(src, tmp_path / "out", config(**overrides), show_progress=False)
     assert pixel_digest(tmp_path / "out") == expected
+    for path in (tmp_path / "out").glob("*.png"):
+        decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # with libpng, as data.py reads them
+        with Image.open(path) as image:
+            assert np.array_equal(decoded if decoded.ndim == 2 else decoded[..., ::-1], np.asarray(image)), path.name
 
 
 def test_pixel_formats_are_converted_correctly(tmp_path):
