@@ -107,8 +107,7 @@ def animegan_step(images, precision: str, warmup: int, steps: int, augment: str 
     strategy = tf.distribute.get_strategy()
     state = build_state(cfg, precision)
     step = make_train_step(cfg, state, strategy, BATCH, xla=False)
-    data = tf.constant(images)
-    batches = epoch_dataset(data, BATCH, 0, 1).repeat()
+    batches = epoch_dataset(images, BATCH, 0, 1).repeat()
     return timed_steps(lambda batch: step(batch)["d_loss"], batches, warmup, steps)
 
 
