@@ -26,6 +26,7 @@ class DataConfig:
     size: int = 56  # images are size x size
     channels: int = 1  # 1 = grayscale, 3 = RGB
     limit: int = 20000  # at most this many training images (0 = no limit)
+    cache_dir: Union[str, None] = None  # a folder for the decoded-image cache (one sub-folder per data folder); default: <dir>/.animegan-cache
 
 
 @dataclass

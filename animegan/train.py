@@ -322,7 +322,11 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
                 return run
             if chief and (dropped := rundir.drop_metrics_after(run, done)):
                 log(f"dropped {dropped} line(s) past epoch {done} from {rundir.metrics_path(run)}: those epochs are trained again")
-        images = load_images(Path(cfg.data.dir), cfg.data.size, cfg.data.channels, cfg.data.limit, show_progress=chief)
+        images = load_images(Path(cfg.data.dir), cfg.data.size, cfg.data.channels, cfg.data.limit, show_progress=chief,
+                             cache_dir=cfg.data.cache_dir)
+        if chief:
+            log(f"image cache: {images.filename} ({images.nbytes / 1e9:.2f} GB, memory-mapped; safe to delete, rebuilt when "
+                f"needed; data.cache_dir puts it elsewhere)")
         global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
         steps_per_epoch = len(images) // global_batch
         if chief:
@@ -331,15 +335,12 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
                        "replicas": strategy.num_replicas_in_sync, "device": describe_device(gpus), "images": len(images),
                        "batch_size": global_batch, "steps_per_epoch": steps_per_epoch}
             (run / "runtime.json").write_text(json.dumps(runtime, indent=2) + "\n", encoding="utf-8")
-        with tf.device("/cpu:0"):
-            data = tf.constant(images)
-        del images
         log(
-            f"run {run}: {int(data.shape[0])} images, batch {global_batch}, {steps_per_epoch} steps/epoch, "
+            f"run {run}: {len(images)} images, batch {global_batch}, {steps_per_epoch} steps/epoch, "
             f"{precision}, XLA {'on' if xla else 'off'}, {strategy.num_replicas_in_sync} replica(s) on {describe_device(gpus)}"
         )
         train_step = make_train_step(cfg, state, strategy, global_batch, xla)
-        loop = EpochLoop(cfg, state, strategy, train_step, checkpoints, run, chief, data, global_batch, steps_per_epoch)
+        loop = EpochLoop(cfg, state, strategy, train_step, checkpoints, run, chief, images, global_batch, steps_per_epoch)
         with GracefulStop() as stop:
             try:
                 loop.run(stop)
@@ -359,12 +360,12 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
 class EpochLoop:
     """Runs epochs until train.epochs is reached, writing what each epoch end owes the run directory."""
 
-    def __init__(self, cfg, state, strategy, train_step, checkpoints, run, chief, data, global_batch, steps_per_epoch):
+    def __init__(self, cfg, state, strategy, train_step, checkpoints, run, chief, images, global_batch, steps_per_epoch):
         self.cfg, self.state, self.strategy, self.train_step = cfg, state, strategy, train_step
-        self.checkpoints, self.run_dir, self.chief, self.data = checkpoints, run, chief, data
+        self.checkpoints, self.run_dir, self.chief, self.images = checkpoints, run, chief, images
         self.global_batch, self.steps_per_epoch = global_batch, steps_per_epoch
         self.log = None
-        self.evaluator = Evaluator(cfg, data, run) if chief and cfg.train.eval_every else None
+        self.evaluator = Evaluator(cfg, images, run) if chief and cfg.train.eval_every else None
 
     def run(self, stop: GracefulStop) -> None:
         from animegan.monitor import RunLog, write_progress_gif
@@ -403,7 +404,7 @@ class EpochLoop:
 
     def run_epoch(self, epoch: int, skip: int, stop: GracefulStop) -> tuple[dict, float]:
         """Train one epoch (from batch `skip`); returns summed stats and seconds spent in steps."""
-        dataset = epoch_dataset(self.data, self.global_batch, self.cfg.train.seed, epoch, skip)
+        dataset = epoch_dataset(self.images, self.global_batch, self.cfg.train.seed, epoch, skip)
         batches = self.strategy.experimental_distribute_dataset(dataset)
         sums, pending, steps = {}, [], 0
         step = int(self.state.step.numpy())
@@ -477,19 +478,19 @@ class Evaluator:
     diversity) every train.eval_every epochs, and keeps the checkpoint with the best eval_metric so far
     in checkpoints/best/ (lower is better for every metric eval_metric may name)."""
 
-    def __init__(self, cfg: Config, data: tf.Tensor, run: Path):
+    def __init__(self, cfg: Config, images: np.ndarray, run: Path):
         from animegan.metrics import compute_real_features
 
         self.metric = cfg.train.eval_metric
         self.metrics = [self.metric] + (["prdc", "diversity"] if cfg.train.eval_diversity else [])
-        self.n = min(EVAL_IMAGES, int(data.shape[0]))
+        self.n = min(EVAL_IMAGES, len(images))
         self.seed = cfg.train.seed
         self.inception = None
         if self.metric in ("fid", "kid"):
             from animegan.metrics.inception import load_inception
 
             self.inception = load_inception()
-        self.real = data[: self.n].numpy()
+        self.real = np.array(images[: self.n])  # a copy in memory: the metric reads it at every evaluation
         self.real_features = compute_real_features(self.real, self.metrics, self.n, self.inception)
         self.best_value = math.inf
         self.best_dir = rundir.checkpoint_dir(run) / "best"

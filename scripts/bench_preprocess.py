@@ -8,6 +8,11 @@ The images are drawn once into bench-out/images/ and reused. Each run starts fre
 from elsewhere hits all of them, and the table shows medians. A third contestant, the original loop
 split over two processes, measures how much a second process can gain on this machine at the time:
 the ceiling for any parallel speed-up. The load average goes into the JSON too.
+
+Besides images/s, each contestant's CPU time per image (user + sys of all its processes, pool
+workers included, start-up included) is measured: unlike wall time it barely moves when other
+work shares the machine, and a parallel preprocess can only be N times the serial loop's speed on
+N cores if each image costs it no more CPU than the loop spends.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -76,36 +82,55 @@ def make_set(folder: Path, n: int, sizes, seed: int) -> Path:
     return folder
 
 
-def timed(commands: list[list[str]], out: Path) -> float:
-    """Seconds the processes `commands`, started together, take to write `out` from scratch."""
-    shutil.rmtree(out, ignore_errors=True)
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(commands: list[list[str]], out: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + sys, all their processes) that the processes `commands`,
+    started together, take to write the new folder `out`."""
     out.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    started = time.perf_counter()
+    cpu, started = children_cpu(), time.perf_counter()
     processes = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands]
     if any(p.wait() != 0 for p in processes):
         raise SystemExit(f"failed: {commands}")
-    return time.perf_counter() - started
+    return time.perf_counter() - started, children_cpu() - cpu
 
 
 def bench_set(name: str, images: Path, n: int, runs: int, work: Path) -> dict:
-    original = [sys.executable, "-c", ORIGINAL_LOOP, str(images), str(work / "original")]
+    def original(out: Path, *part: str) -> list[str]:
+        return [sys.executable, "-c", ORIGINAL_LOOP, str(images), str(out), *part]
+
+    def preprocess(out: Path, *flags: str) -> list[str]:
+        return [sys.executable, "-m", "animegan", "preprocess", str(images), str(out), *flags]
+
     contestants = {
-        "original": [original],
-        "original_2procs": [original + ["0", "2"], original + ["1", "2"]],
-        "preprocess": [[sys.executable, "-m", "animegan", "preprocess", str(images), str(work / "preprocess")]],
+        "original": lambda out: [original(out)],
+        "original_2procs": lambda out: [original(out, "0", "2"), original(out, "1", "2")],
+        "preprocess": lambda out: [preprocess(out)],
+        "preprocess_1worker": lambda out: [preprocess(out, "--workers", "1")],
     }
     seconds = {key: [] for key in contestants}
-    for _ in range(runs):
+    cpu_seconds = {key: [] for key in contestants}
+    for run in range(runs):
         for key, commands in contestants.items():
-            seconds[key].append(round(timed(commands, work / ("original" if key.startswith("original") else key)), 3))
-    report = json.loads((work / "preprocess" / "preprocess.json").read_text())
+            out = work / name / f"{key}-{run}"
+            wall, cpu = timed(commands(out), out)
+            seconds[key].append(round(wall, 3))
+            cpu_seconds[key].append(round(cpu, 3))
+    report = json.loads((work / name / "preprocess-0" / "preprocess.json").read_text())
     per_s = {key: round(n / statistics.median(s), 1) for key, s in seconds.items()}
+    cpu_ms = {key: round(1000 * statistics.median(s) / n, 3) for key, s in cpu_seconds.items()}
     return {
         "set": name,
         "images": n,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "per_s": per_s,
+        "cpu_ms_per_image": cpu_ms,
+        "cpu_ratio": round(cpu_ms["preprocess"] / cpu_ms["original"], 2),
         "speedup": round(per_s["preprocess"] / per_s["original"], 2),
         "two_process_ceiling": round(per_s["original_2procs"] / per_s["original"], 2),
         "preprocess_workers": report["last_run"]["workers"],
@@ -126,16 +151,27 @@ def main() -> None:
         ("512x512", args.n, make_set(args.work / "images" / "512", args.n, lambda rng: (512, 512), seed=1)),
         ("~100px", args.n_small, make_set(args.work / "images" / "small", args.n_small, lambda rng: tuple(rng.integers(80, 121, 2)), seed=2)),
     ]
+    # Every run writes a new folder and all are deleted at the end, not between runs: on ext4 without
+    # a journal (this VM's disk) creating files in the 30 s after thousands were deleted costs up to
+    # 20 times the system time (the inode allocator skips recently deleted inodes one by one), which
+    # would bill each contestant for the previous one's clean-up.
+    outputs = args.work / "outputs"
+    shutil.rmtree(outputs, ignore_errors=True)
     load_before = os.getloadavg()
-    rows = [bench_set(name, images, n, args.runs, args.work / "outputs") for name, n, images in sets]
+    try:
+        rows = [bench_set(name, images, n, args.runs, outputs) for name, n, images in sets]
+    finally:
+        shutil.rmtree(outputs, ignore_errors=True)
     load_after = os.getloadavg()
 
-    print(f"{'set':<9} {'images':>6} {'original loop/s':>16} {'preprocess/s':>13} {'ratio':>6}   {'original in 2 procs/s':>21}")
+    print(f"{'set':<9} {'images':>6} {'original loop/s':>16} {'preprocess/s':>13} {'ratio':>6}   {'original in 2 procs/s':>21}"
+          f"   {'CPU ms/img: loop':>16} {'preprocess':>10} {'ratio':>6} {'1 worker':>8}")
     for row in rows:
-        per_s = row["per_s"]
+        per_s, cpu_ms = row["per_s"], row["cpu_ms_per_image"]
         print(
             f"{row['set']:<9} {row['images']:>6} {per_s['original']:>16.0f} {per_s['preprocess']:>13.0f} {row['speedup']:>5.2f}x"
             f"   {per_s['original_2procs']:>14.0f} ({row['two_process_ceiling']:.2f}x)"
+            f"   {cpu_ms['original']:>16.3f} {cpu_ms['preprocess']:>10.3f} {row['cpu_ratio']:>5.2f}x {cpu_ms['preprocess_1worker']:>8.3f}"
         )
     print(f"cpus {os.cpu_count()}, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; medians of {args.runs} runs")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -113,8 +113,7 @@ def animegan_step(images, precision: str, warmup: int, steps: int, augment: str 
     strategy = tf.distribute.get_strategy()
     state = build_state(cfg, precision)
     step = make_train_step(cfg, state, strategy, BATCH, xla=False)
-    data = tf.constant(images)
-    batches = epoch_dataset(data, BATCH, 0, 1).repeat()
+    batches = epoch_dataset(images, BATCH, 0, 1).repeat()
     counter = itertools.count()
     r1_every = cfg.train.r1_every if cfg.train.r1_gamma > 0 else 0
 

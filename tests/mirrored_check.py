@@ -26,7 +26,7 @@ from animegan.models import ReplicaDropout  # noqa: E402
 from animegan.train import build_state, make_train_step, overflow_everywhere  # noqa: E402
 
 BATCH = 8
-IMAGES = tf.constant(np.random.default_rng(0).integers(0, 256, (2 * BATCH, 16, 16, 1), dtype=np.uint8))
+IMAGES = np.random.default_rng(0).integers(0, 256, (2 * BATCH, 16, 16, 1), dtype=np.uint8)
 
 
 def train_two_steps(strategy):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -15,6 +17,7 @@ from PIL import Image
 import animegan.preprocess as preprocess
 from animegan.cli import cli
 from animegan.config import load_config
+from animegan.demo_data import write_demo_faces
 from animegan.preprocess import JOURNAL_NAME, REPORT_NAME, run_preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,6 +110,39 @@ def test_color_and_size_flags_give_rgb(messy, tmp_path):
     for name in outputs(dst):
         with Image.open(dst / name) as image:
             assert (image.mode, image.size) == ("RGB", (32, 32))
+
+
+def pixel_digest(folder: Path) -> str:
+    """One digest of every output's name, mode, size and pixels (not its PNG bytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.glob("*.png")):
+        with Image.open(path) as image:
+            digest.update(f"{path.name}\0{image.mode}\0{image.size}\0".encode())
+            digest.update(image.tobytes())
+    return digest.hexdigest()[:32]
+
+
+# The pixels main's code wrote (commit a8d2360, before preprocess was made cheaper per image), taken
+# with this test's own pixel_digest from run_preprocess at that commit, with Pillow 13.0.0 and OpenCV
+# 5.0.0 (which draws and encodes the demo faces). Faster encoding must not change a single pixel.
+PIXELS_BEFORE = {
+    "56 grey crop": ({}, "d95166cb505b7ff5ee36f3e2b479d9f6"),
+    "32 RGB pad": ({"data.channels": 3, "data.size": 32, "preprocess.fit": "pad"}, "9aaa32d087f20b2ea2cba996f828b100"),
+    "28 grey stretch": ({"data.size": 28, "preprocess.fit": "stretch"}, "17c0942f6238465ac90dd757a8b4eb96"),
+}
+
+
+@pytest.mark.parametrize("overrides, expected", PIXELS_BEFORE.values(), ids=PIXELS_BEFORE.keys())
+def test_output_pixels_are_the_same_as_before(tmp_path, overrides, expected):
+    src = tmp_path / "src"
+    write_demo_faces(src / "demo", n=24, seed=0)  # JPEGs and PNGs of 96-512 px, some not square: reduced decoding
+    make_messy_folder(src / "messy")  # every pixel format
+    run_preprocess(src, tmp_path / "out", config(**overrides), show_progress=False)
+    assert pixel_digest(tmp_path / "out") == expected
+    for path in (tmp_path / "out").glob("*.png"):
+        decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # with libpng, as data.py reads them
+        with Image.open(path) as image:
+            assert np.array_equal(decoded if decoded.ndim == 2 else decoded[..., ::-1], np.asarray(image)), path.name
 
 
 def test_pixel_formats_are_converted_correctly(tmp_path):

@@ -113,10 +113,12 @@ def test_standing_stats_are_the_ema_generators_own_batch_statistics(tmp_path):
     assert norm.momentum == 0.99  # put back
 
 
-def test_run_directory_contents(tiny_data):
+def test_run_directory_contents(tiny_data, capsys):
     cfg = tiny_data
     cfg.train.epochs = 2
     run = train(cfg)
+    (cache,) = (Path(cfg.data.dir) / ".animegan-cache").glob("images-*.npy")
+    assert f"image cache: {cache.resolve()} (0.00 GB, memory-mapped" in capsys.readouterr().err
     assert run == Path(cfg.train.runs_dir) / "tiny-001"
     for name in ("config.yaml", "runtime.json", "losses.png", "progress.gif", "samples/epoch_0001.png", "samples/epoch_0002.png"):
         assert (run / name).is_file(), name
