@@ -162,9 +162,9 @@ def child(variant: str, precision: str, warmup: int, steps: int) -> None:
         rate = animegan_step(images, precision, warmup, steps, augment=Config().train.augment)
     elif variant.startswith("study:"):
         from animegan.config import Config
-        from study_stabilisers import VARIANTS
+        from study_stabilisers import BEFORE, VARIANTS
 
-        rate = animegan_step(images, precision, warmup, steps, Config().train.augment, tuple(VARIANTS[variant[len("study:"):]]))
+        rate = animegan_step(images, precision, warmup, steps, Config().train.augment, tuple(BEFORE + VARIANTS[variant[len("study:"):]]))
     else:
         rate = animegan_train(images, precision)
     print(json.dumps({"images_per_s": rate, "peak_mib": peak_memory_mib()}))

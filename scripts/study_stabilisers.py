@@ -167,6 +167,8 @@ def table(results: dict) -> str:
 
 
 def main() -> None:
+    from animegan.data import list_images
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="+", choices=sorted(VARIANTS))
     parser.add_argument("--faces", type=Path, default=Path("face"), help="preprocessed faces (56x56 gray)")
@@ -181,7 +183,7 @@ def main() -> None:
     train_dir, heldout = split_faces(args.faces, args.work)
     runs = args.work / "runs"
     results = json.loads(args.out.read_text()) if args.out.exists() else {"variants": {}}
-    results.update({"cpu": cpu_name(), "n": args.n, "held_out": HELD_OUT, "train_images": len(os.listdir(train_dir))})
+    results.update({"cpu": cpu_name(), "n": args.n, "held_out": HELD_OUT, "train_images": len(list_images(train_dir))})
     for variant in args.variants:
         run = train(variant, train_dir, runs, args.epochs)
         entry = results["variants"][variant] = {"scores": {}}
