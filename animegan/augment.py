@@ -1,9 +1,12 @@
 """DiffAugment (Zhao et al. 2020): differentiable augmentations applied to real and fake images alike,
-so the discriminator cannot memorise a small data set. Images are NHWC in [-1, 1]."""
+so the discriminator cannot memorise a small data set, and their strength p, fixed or adapted to how
+much the discriminator overfits as in StyleGAN2-ADA (Karras et al. 2020). Images are NHWC in [-1, 1]."""
 
 from __future__ import annotations
 
 import tensorflow as tf
+
+from animegan.config import TrainConfig, augment_ops, augment_probability
 
 
 def brightness_saturation_contrast(x, rng):
@@ -43,9 +46,67 @@ def cutout(x, rng, ratio: float = 0.5):
 OPS = {"color": brightness_saturation_contrast, "translation": translation, "cutout": cutout}
 
 
+ORDER = ("color", "translation", "cutout")  # as in the paper
+
+
 def diff_augment(x, rng, ops: list[str]):
-    """Apply the named ops in a fixed order (colour, translation, cutout, as in the paper)."""
-    for name in ("color", "translation", "cutout"):
+    """Apply every named op to every image."""
+    for name in ORDER:
         if name in ops:
             x = OPS[name](x, rng)
     return x
+
+
+class AdaptiveAugment(tf.Module):
+    """The DiffAugment ops of train.augment, each applied to each image with probability p.
+
+    With train.augment_p a number, p stays there. With `auto`, p starts at 0 and follows ADA's
+    overfitting heuristic r_t = E[sign(D(real))], the share of real images D calls real minus the
+    share it calls fake: every ada_interval steps p moves by batch * interval / (ada_kimg * 1000)
+    up when r_t is above ada_target and down when below, within [0, 1]. A discriminator that
+    memorises its training images grows sure of every one (r_t -> 1); one that generalises stays
+    near the target. Build it in the strategy's scope: its variables are part of the checkpoint,
+    so a resume continues p and the half-gathered r_t exactly.
+    """
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__(name="augment")
+        self.ops = ",".join(augment_ops(cfg.augment))  # a string: tf.Module would wrap a list for tracking
+        self.fixed = augment_probability(cfg.augment_p)
+        self.target, self.kimg, self.interval = cfg.ada_target, cfg.ada_kimg, cfg.ada_interval
+        self.p = tf.Variable(0.0 if self.fixed is None else self.fixed, trainable=False)
+        self.rt = tf.Variable(0.0, trainable=False)  # r_t of the last finished interval
+        self.sign_sum = tf.Variable(0.0, trainable=False)  # per-step mean signs of the interval so far
+        self.sign_steps = tf.Variable(0.0, trainable=False)
+
+    def __call__(self, images, rng):
+        """Augment one batch (replica context). Reals and fakes each call this, so both see the same distribution."""
+        ops = self.ops.split(",") if self.ops else []
+        if not ops or self.fixed == 0.0:
+            return images
+        if self.fixed == 1.0:  # every op on every image: no masks to draw
+            return diff_augment(images, rng, ops)
+        p = tf.cast(self.p, images.dtype) if self.fixed is None else self.fixed
+        for name in ORDER:
+            if name in ops:
+                chosen = rng.uniform([tf.shape(images)[0], 1, 1, 1], dtype=images.dtype) < p
+                images = tf.where(chosen, OPS[name](images, rng), images)
+        return images
+
+    def update(self, mean_sign, batch_size: int):
+        """Add one step's mean sign(D(real)) over the global batch (cross-replica context, as the
+        step counter); at the end of each interval, set r_t and move p. Returns p."""
+        self.sign_sum.assign_add(mean_sign)
+        self.sign_steps.assign_add(1.0)
+        due = self.sign_steps >= self.interval
+        rt = self.sign_sum / self.sign_steps
+        if self.fixed is None:
+            nudge = tf.sign(rt - self.target) * (batch_size * self.interval / (self.kimg * 1000))
+            self.p.assign(tf.where(due, tf.clip_by_value(self.p + nudge, 0.0, 1.0), self.p))
+        else:
+            self.p.assign(self.fixed)  # a resume may have changed train.augment_p
+        self.rt.assign(tf.where(due, rt, self.rt))
+        self.sign_sum.assign(tf.where(due, 0.0, self.sign_sum))
+        self.sign_steps.assign(tf.where(due, 0.0, self.sign_steps))
+        return tf.identity(self.p)
+

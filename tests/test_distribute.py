@@ -54,6 +54,12 @@ def test_two_replicas_end_with_the_weights_of_one_device(mirrored_report):
         assert two == pytest.approx(one, rel=1e-5)
 
 
+def test_adaptive_p_follows_the_global_batch_on_two_replicas(mirrored_report):
+    one_device, two_replicas = mirrored_report["ada"]
+    assert two_replicas == pytest.approx(one_device)
+    assert one_device[0] != 0  # r_t was measured: the p update saw the summed signs, not one replica's
+
+
 def test_replicas_hold_identical_copies_of_every_variable(mirrored_report):
     assert mirrored_report["replica_spread"] < 1e-6
 
