@@ -110,3 +110,41 @@ class AdaptiveAugment(tf.Module):
         self.sign_steps.assign(tf.where(due, 0.0, self.sign_steps))
         return tf.identity(self.p)
 
+
+SMALL_DATA_SET = 5000  # images: below this a discriminator memorises its training set within a few thousand steps
+MEMORISING_RT = 0.9  # r_t above this for a whole epoch: D calls nearly every training image real
+
+
+def small_data_note(cfg: TrainConfig, images: int, batch_size: int) -> str | None:
+    """What training does about a small data set, in one line; None for a large one."""
+    if images >= SMALL_DATA_SET:
+        return None
+    ops, p = augment_ops(cfg.augment), augment_probability(cfg.augment_p)
+    if not ops or p == 0.0:
+        doing = "no augmentation (try --set train.augment=translation,cutout --set train.augment_p=auto)"
+    elif p is None:
+        doing = f"{'+'.join(ops)} on reals and fakes, strength p adapted to D's overfitting (train.augment_p=auto)"
+    else:
+        doing = f"{'+'.join(ops)} on reals and fakes at a fixed p={p:g} (--set train.augment_p=auto adapts it)"
+    return (f"small data set: {images:,} images (under {SMALL_DATA_SET:,}), which a discriminator soon memorises; "
+            f"augmentation: {doing}; batch {batch_size}, {images // batch_size} steps per epoch")
+
+
+def memorising_warning(cfg: TrainConfig, record: dict) -> str | None:
+    """A one-line warning, with what to try, when an epoch's r_t says D has memorised the training
+    images and augmentation can do no more about it: off, fixed, or auto with p at its ceiling."""
+    rt, p = record.get("ada_rt"), record.get("augment_p", 0.0)
+    ops, auto = augment_ops(cfg.augment), augment_probability(cfg.augment_p) is None
+    if rt is None or rt <= MEMORISING_RT or (ops and auto and p < 0.99):
+        return None
+    tries = ["more images"]
+    if not ops or p == 0.0:
+        tries.append("--set train.augment=translation,cutout --set train.augment_p=auto")
+    elif p < 0.99:
+        tries.append("--set train.augment_p=auto")
+    if ops and "color" not in ops:
+        tries.append(f"--set train.augment={','.join(ops)},color")
+    tries.append("an earlier checkpoint (train.eval_every keeps the best)")
+    strength = "augmentation off" if not ops or p == 0.0 else f"augmentation at p={p:.2f}"
+    return (f"warning: the discriminator is memorising the training images (r_t = E[sign(D(real))] = {rt:.2f} "
+            f"over epoch {record['epoch']}, {strength}); try {', '.join(tries)}")

@@ -17,7 +17,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from animegan import __version__, rundir
-from animegan.augment import AdaptiveAugment
+from animegan.augment import AdaptiveAugment, memorising_warning, small_data_note
 from animegan.config import Config
 from animegan.data import epoch_dataset, load_images
 from animegan.distribute import choose_precision, choose_strategy, choose_xla, is_chief, setup_devices
@@ -340,6 +340,8 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
                 f"needed; data.cache_dir puts it elsewhere)")
         global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
         steps_per_epoch = len(images) // global_batch
+        if chief and (note := small_data_note(cfg.train, len(images), global_batch)):
+            log(note)
         if chief:
             rundir.save_config(run, cfg)
             runtime = {"animegan": __version__, "tensorflow": tf.__version__, "precision": precision, "xla": xla,
@@ -375,7 +377,7 @@ class EpochLoop:
         self.cfg, self.state, self.strategy, self.train_step = cfg, state, strategy, train_step
         self.checkpoints, self.run_dir, self.chief, self.images = checkpoints, run, chief, images
         self.global_batch, self.steps_per_epoch = global_batch, steps_per_epoch
-        self.log = None
+        self.log, self.warned = None, False
         self.evaluator = Evaluator(cfg, images, run) if chief and cfg.train.eval_every else None
 
     def run(self, stop: GracefulStop) -> None:
@@ -480,6 +482,9 @@ class EpochLoop:
         if self.evaluator is not None and epoch % cfg.train.eval_every == 0:
             record.update(self.evaluator.evaluate(state))
         record["wall_s"] = time.perf_counter() - epoch_start
+        if self.log is not None and not self.warned and (warning := memorising_warning(cfg.train, record)):
+            log(warning)  # once a run: the advice does not change from epoch to epoch
+            self.warned = True
         if self.log is not None:
             self.log.epoch(record, grid)
 

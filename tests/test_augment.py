@@ -1,12 +1,12 @@
 """DiffAugment: what each op does to known images, that the training step augments real and fake images alike,
-and its strength p: per-image masks and ADA's p update."""
+and its strength p: per-image masks, ADA's p update, and what a small data set is told."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import tiny_config
 
-from animegan.augment import AdaptiveAugment, cutout, diff_augment, translation
+from animegan.augment import AdaptiveAugment, cutout, diff_augment, memorising_warning, small_data_note, translation
 from animegan.config import TrainConfig
 from animegan.train import build_state, make_train_step
 
@@ -188,3 +188,28 @@ def test_each_image_decides_alone_with_probability_p(p):
     changed = np.mean([not np.array_equal(image, np.ones_like(image)) for image in out])
     assert changed == pytest.approx(p, abs=0.07)  # 400 images: 3 standard deviations is about 0.065
 
+
+def test_small_data_note_says_what_is_done():
+    assert small_data_note(TrainConfig(), 5000, 128) is None
+    note = small_data_note(TrainConfig(augment_p="auto"), 400, 128)
+    assert "400 images" in note and "train.augment_p=auto" in note and "batch 128, 3 steps per epoch" in note
+    assert "no augmentation (try --set train.augment=translation,cutout" in small_data_note(TrainConfig(augment=""), 400, 128)
+
+
+@pytest.mark.parametrize(
+    "options, record, advice",
+    [
+        ({"augment": ""}, {"ada_rt": 0.95}, "augmentation off); try more images, --set train.augment=translation,cutout --set train.augment_p=auto"),
+        ({"augment_p": "0.5"}, {"ada_rt": 0.95, "augment_p": 0.5}, "p=0.50); try more images, --set train.augment_p=auto, --set train.augment=translation,cutout,color"),
+        ({"augment_p": "auto"}, {"ada_rt": 0.95, "augment_p": 1.0}, "p=1.00); try more images, --set train.augment=translation,cutout,color, an earlier"),
+        ({"augment_p": "auto"}, {"ada_rt": 0.95, "augment_p": 0.7}, None),  # p can still rise
+        ({"augment": ""}, {"ada_rt": 0.85}, None),
+    ],
+)
+def test_memorising_warning(options, record, advice):
+    warning = memorising_warning(TrainConfig(**options), {"epoch": 7, **record})
+    if advice is None:
+        assert warning is None
+    else:
+        assert warning.startswith("warning: the discriminator is memorising the training images (r_t = E[sign(D(real))] = 0.95 over epoch 7, ")
+        assert advice in warning and "\n" not in warning

@@ -187,6 +187,17 @@ def test_a_checkpoint_without_augmentation_state_resumes_with_p_from_scratch(tin
     assert P_KEY in dict(tf.train.list_variables(rundir.resolve_checkpoint(run)))
 
 
+def test_a_small_data_set_is_named_and_memorising_is_warned_about_once(tiny_data, capsys):
+    cfg = tiny_data
+    cfg.train.epochs, cfg.train.augment, cfg.train.d_lr = 4, "", 5e-3  # nothing keeps this D from memorising 40 blobs
+    run = train(cfg)
+    err = capsys.readouterr().err
+    assert "small data set: 40 images (under 5,000), which a discriminator soon memorises; augmentation: no augmentation" in err
+    warned = [r["epoch"] for r in rundir.read_metrics(run) if r["ada_rt"] > 0.9]
+    assert warned and err.count("warning: the discriminator is memorising") == 1
+    assert f"over epoch {warned[0]}, augmentation off); try more images" in err
+
+
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_data, monkeypatch):
     def poison(state, stats):
         if int(state.step) > 7:  # epoch 2 of 5 steps
