@@ -1,0 +1,154 @@
+"""Small data sets at equal images: nested subsets of the faces, trained with no augmentation, with
+today's fixed DiffAugment and with adaptive augmentation (ADA's p), each for the same number of
+images; scored against faces kept out of every subset, and checked for copying.
+
+    nice -n 10 python scripts/study_small_data.py --faces ../main/face 1000 300 3000
+
+The held-out faces are study_stabilisers.py's (HELD_OUT seeded faces); the subsets are drawn from
+the rest with another seed and are nested (the 300 are the first 300 of the 1,000, ...). Each
+(subset, variant) run trains for --images images at the default config's batch size, in
+--work/runs/<subset>-<variant>, as a child `animegan train` process. A finished run is only
+re-scored, a shorter one is resumed: stop the script any time and start it again.
+
+Scores: SWD, precision/recall/density/coverage and the within-set diversity figures from
+`evaluate_run(..., "swd,prdc,diversity")` on --n samples against --n held-out faces; and copying:
+each sample's RMS pixel distance (in [0, 1]) to its nearest training image, against the same for
+the held-out faces. A generator that copies its training images sits closer to them than unseen
+real faces do (train_nn_ratio below 1, copies above 0.01). Results go to --out as JSON after every
+run, a Markdown table is printed, and each run's last sample grid is copied next to the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_stabilisers import ROOT, SEED, cpu_name, held_out_split, images_per_second, link_farm, score, train, write_json  # noqa: E402
+
+BATCH = 128  # the default config's: each run's epochs are counted from it
+VARIANTS = {
+    "none": ["train.augment="],
+    "fixed": ["train.augment=translation,cutout"],
+    "ada": ["train.augment=translation,cutout", "train.augment_p=auto"],
+}
+COPY_QUANTILE = 0.01  # a "copy" is closer to a training image than 99% of held-out faces are
+
+
+def nested_subsets(faces: Path, work: Path, sizes: list[int]) -> tuple[dict[int, Path], Path]:
+    """Link farms work/subset-<n> (nested, seeded) and work/heldout."""
+    train_paths, held_paths = held_out_split(faces)
+    order = np.random.default_rng([SEED, 1]).permutation(len(train_paths))
+    subsets = {n: link_farm([train_paths[i] for i in order[:n]], work / f"subset-{n}") for n in sizes}
+    return subsets, link_farm(held_paths, work / "heldout")
+
+
+def epochs_for(images: int, subset: int) -> int:
+    """Epochs that show the discriminator about `images` images (an epoch is whole batches only)."""
+    return math.ceil(images / ((subset // BATCH) * BATCH))
+
+
+def nearest_distances(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each image's RMS pixel distance, in [0, 1], to its nearest image in `reference`."""
+    from animegan.metrics.prdc import pairwise_distances
+
+    a = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    b = reference.reshape(len(reference), -1).astype(np.float32) / 255.0
+    return pairwise_distances(a, b).min(axis=1) / np.sqrt(a.shape[1])
+
+
+def copying(run: Path, epoch: int, train_dir: Path, heldout: Path, n: int) -> dict:
+    """How close samples sit to the training images, against how close unseen real faces sit."""
+    from animegan.data import load_images
+    from animegan.metrics.evaluate import generate_images
+    from animegan.rundir import load_generator
+
+    generator, cfg, _ = load_generator(run, str(epoch))
+    size, channels = cfg.data.size, cfg.data.channels
+    training = load_images(train_dir, size, channels, show_progress=False, cache=False)
+    samples = nearest_distances(generate_images(generator, n, seed=0), training)
+    held = nearest_distances(load_images(heldout, size, channels, n, show_progress=False, cache=False), training)
+    return {
+        "sample_train_nn_median": float(np.median(samples)),
+        "sample_train_nn_mean": float(np.mean(samples)),
+        "heldout_train_nn_median": float(np.median(held)),
+        "heldout_train_nn_mean": float(np.mean(held)),
+        "train_nn_ratio": float(np.median(samples) / np.median(held)),
+        "copies": float(np.mean(samples < np.quantile(held, COPY_QUANTILE))),
+    }
+
+
+def last_epoch_record(run: Path) -> dict:
+    from animegan.rundir import read_metrics
+
+    return [r for r in read_metrics(run) if "event" not in r][-1]
+
+
+def table(results: dict) -> str:
+    columns = [("swd", "SWD", "{:.1f}"), ("near_duplicates", "near-dup", "{:.3f}"), ("nn_ratio", "nn ratio", "{:.2f}"),
+               ("precision", "precision", "{:.2f}"), ("recall", "recall", "{:.2f}"), ("coverage", "coverage", "{:.2f}"),
+               ("sample_train_nn_median", "sample→train NN", "{:.4f}"), ("heldout_train_nn_median", "held-out→train NN", "{:.4f}"),
+               ("train_nn_ratio", "NN ratio", "{:.2f}"), ("copies", "copies", "{:.3f}"),
+               ("augment_p", "p (last epoch)", "{:.2f}"), ("ada_rt", "r_t (last epoch)", "{:.2f}"), ("images_per_s", "img/s", "{:.0f}")]
+    lines = ["| faces | variant | " + " | ".join(title for _, title, _ in columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    for entry in sorted(results["runs"].values(), key=lambda e: (e["subset"], list(VARIANTS).index(e["variant"]))):
+        values = {**entry["scores"], **entry["copying"], **entry["last_epoch"], "images_per_s": entry["images_per_s"]}
+        cells = [fmt.format(values[key]) if key in values else "–" for key, _, fmt in columns]
+        lines.append(f"| {entry['subset']:,} | {entry['variant']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("subsets", nargs="+", type=int, help="subset sizes, run in this order (e.g. 1000 300 3000)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
+    parser.add_argument("--faces", type=Path, default=Path("face"), help="preprocessed faces (56x56 gray), read only")
+    parser.add_argument("--work", type=Path, default=Path("study-small-out"), help="subset link farms and runs")
+    parser.add_argument("--images", type=int, default=100_000, help="images each run trains for")
+    parser.add_argument("--n", type=int, default=2000, help="samples and held-out faces per score")
+    parser.add_argument("--out", type=Path, default=ROOT / "data" / "study-small-data" / "results.json")
+    args = parser.parse_args()
+    variants = [v.strip() for v in args.variants.split(",")]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+
+    subsets, heldout = nested_subsets(args.faces, args.work, args.subsets)
+    results = write_header(args)
+    for subset in args.subsets:
+        for variant in variants:
+            name = f"{subset}-{variant}"
+            epochs = epochs_for(args.images, subset)
+            cadence = max(1, epochs // 10)  # ten checkpoints and grids per run: resumable, and a few GB at most
+            extra = (f"train.save_every={cadence}", "train.keep_checkpoints=2", f"train.sample_every={cadence}")
+            run = train(name, VARIANTS[variant], subsets[subset], args.work / "runs", epochs, extra)
+            last = last_epoch_record(run)
+            results["runs"][name] = {
+                "subset": subset, "variant": variant, "overrides": VARIANTS[variant], "epochs": epochs,
+                "images": last["step"] * BATCH, "images_per_s": images_per_second(run),
+                "last_epoch": {k: last[k] for k in ("augment_p", "ada_rt", "d_real", "d_fake") if k in last},
+                "scores": score(run, heldout, epochs, args.n),
+                "copying": copying(run, epochs, subsets[subset], heldout, args.n),
+            }
+            shutil.copyfile(run / "samples" / f"epoch_{epochs:04d}.png", args.out.parent / f"{name}.png")
+            write_json(args.out, results)
+            print(table(results), flush=True)
+
+
+def write_header(args) -> dict:
+    """The results so far (a resumed study keeps them) with this invocation's settings."""
+    results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
+    results.update({"cpu": cpu_name(), "n": args.n, "images_per_run": args.images, "batch_size": BATCH,
+                    "command": "python scripts/study_small_data.py " + " ".join(sys.argv[1:])})
+    write_json(args.out, results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
