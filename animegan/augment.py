@@ -78,6 +78,7 @@ class AdaptiveAugment(tf.Module):
         self.rt = tf.Variable(0.0, trainable=False)  # r_t of the last finished interval
         self.sign_sum = tf.Variable(0.0, trainable=False)  # per-step mean signs of the interval so far
         self.sign_steps = tf.Variable(0.0, trainable=False)
+        self.warned = False  # memorising_warning speaks once a run: its advice does not change from epoch to epoch
 
     def __call__(self, images, rng):
         """Augment one batch (replica context). Reals and fakes each call this, so both see the same distribution."""
@@ -93,9 +94,10 @@ class AdaptiveAugment(tf.Module):
                 images = tf.where(chosen, OPS[name](images, rng), images)
         return images
 
-    def update(self, mean_sign, batch_size: int):
+    def update(self, mean_sign, batch_size: int) -> dict:
         """Add one step's mean sign(D(real)) over the global batch (cross-replica context, as the
-        step counter); at the end of each interval, set r_t and move p. Returns p."""
+        step counter); at the end of each interval, set r_t and move p. Returns the step's stats:
+        {"augment_p": p} when there is augmentation to apply."""
         self.sign_sum.assign_add(mean_sign)
         self.sign_steps.assign_add(1.0)
         due = self.sign_steps >= self.interval
@@ -108,7 +110,13 @@ class AdaptiveAugment(tf.Module):
         self.rt.assign(tf.where(due, rt, self.rt))
         self.sign_sum.assign(tf.where(due, 0.0, self.sign_sum))
         self.sign_steps.assign(tf.where(due, 0.0, self.sign_steps))
-        return tf.identity(self.p)
+        return {"augment_p": tf.identity(self.p)} if self.ops else {}
+
+    def memorising_warning(self, record: dict) -> str | None:
+        """memorising_warning(), the first time an epoch's record calls for it."""
+        warning = None if self.warned else memorising_warning(self.ops, self.fixed, record)
+        self.warned = self.warned or warning is not None
+        return warning
 
 
 SMALL_DATA_SET = 5000  # images: below this a discriminator memorises its training set within a few thousand steps
@@ -130,11 +138,12 @@ def small_data_note(cfg: TrainConfig, images: int, batch_size: int) -> str | Non
             f"augmentation: {doing}; batch {batch_size}, {images // batch_size} steps per epoch")
 
 
-def memorising_warning(cfg: TrainConfig, record: dict) -> str | None:
+def memorising_warning(augment: str, fixed_p: float | None, record: dict) -> str | None:
     """A one-line warning, with what to try, when an epoch's r_t says D has memorised the training
-    images and augmentation can do no more about it: off, fixed, or auto with p at its ceiling."""
+    images and augmentation can do no more about it: off, at a fixed p, or auto with p at its ceiling.
+    `augment` and `fixed_p` are train.augment and train.augment_p parsed (None for auto)."""
     rt, p = record.get("ada_rt"), record.get("augment_p", 0.0)
-    ops, auto = augment_ops(cfg.augment), augment_probability(cfg.augment_p) is None
+    ops, auto = augment_ops(augment), fixed_p is None
     if rt is None or rt <= MEMORISING_RT or (ops and auto and p < 0.99):
         return None
     tries = ["more images"]

@@ -17,10 +17,10 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from animegan import __version__, rundir
-from animegan.augment import AdaptiveAugment, memorising_warning, small_data_note
+from animegan.augment import AdaptiveAugment, small_data_note
 from animegan.config import Config
 from animegan.data import epoch_dataset, load_images
-from animegan.distribute import choose_precision, choose_strategy, choose_xla, is_chief, setup_devices
+from animegan.distribute import choose_precision, choose_strategy, choose_xla, describe_device, is_chief, setup_devices
 from animegan.errors import UserError
 from animegan.images import make_grid, to_uint8, write_png
 from animegan.losses import LOSSES, r1_penalty
@@ -54,8 +54,8 @@ class TrainState:
     fixed_noise: tf.Variable  # the sample grid's noise, the same for the whole run
     dropout_seeds: list  # Keras keeps dropout's RNG state outside the model's checkpointed weights
 
-    def checkpoint(self) -> tf.train.Checkpoint:
-        return tf.train.Checkpoint(**self.__dict__)
+    def checkpoint(self, without: tuple[str, ...] = ()) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(**{k: v for k, v in self.__dict__.items() if k not in without})
 
 
 def make_optimizer(lr: float, cfg: Config, precision: str) -> keras.optimizers.Optimizer:
@@ -161,9 +161,7 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
         noise = state.rng.normal([global_batch, cfg.model.noise_dim])
         per_replica = strategy.run(replica_step, args=(batch, noise, regularize))
         stats = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
-        p = state.augment.update(stats["ada_rt"], global_batch)
-        if state.augment.ops:
-            stats["augment_p"] = p
+        stats.update(state.augment.update(stats["ada_rt"], global_batch))
         if state.ema_generator is not state.generator:
             update_ema(state, ema_beta(cfg, state.step, global_batch))
         state.step.assign_add(1)
@@ -276,11 +274,9 @@ class Checkpoints:
         return prefix
 
     def _restore(self, prefix: str):
-        checkpoint = self.checkpoint
-        if not any(name.startswith("augment/") for name, _ in tf.train.list_variables(prefix)):
-            # Saved before p was checkpointed (animegan 0.1.0): everything else resumes, p starts afresh.
-            checkpoint = tf.train.Checkpoint(**{k: v for k, v in self.state.__dict__.items() if k != "augment"})
-        return checkpoint.restore(prefix).assert_existing_objects_matched()
+        # A checkpoint from before p was checkpointed (animegan 0.1.0) resumes everything else; p starts afresh.
+        old = not any(name.startswith("augment/") for name, _ in tf.train.list_variables(prefix))
+        return (self.state.checkpoint(without=("augment",)) if old else self.checkpoint).restore(prefix).assert_existing_objects_matched()
 
 
 def fit_batch_size(requested: int, num_images: int, replicas: int) -> int:
@@ -299,12 +295,6 @@ def fit_batch_size(requested: int, num_images: int, replicas: int) -> int:
 def sample_grid(state: TrainState) -> np.ndarray:
     images = state.ema_generator(state.fixed_noise, training=False)
     return make_grid(to_uint8(images.numpy()))
-
-
-def describe_device(gpus: list) -> str:
-    if gpus:
-        return ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
-    return "CPU"
 
 
 def train(cfg: Config, resume: Path | None = None) -> Path:
@@ -377,7 +367,7 @@ class EpochLoop:
         self.cfg, self.state, self.strategy, self.train_step = cfg, state, strategy, train_step
         self.checkpoints, self.run_dir, self.chief, self.images = checkpoints, run, chief, images
         self.global_batch, self.steps_per_epoch = global_batch, steps_per_epoch
-        self.log, self.warned = None, False
+        self.log = None
         self.evaluator = Evaluator(cfg, images, run) if chief and cfg.train.eval_every else None
 
     def run(self, stop: GracefulStop) -> None:
@@ -482,10 +472,9 @@ class EpochLoop:
         if self.evaluator is not None and epoch % cfg.train.eval_every == 0:
             record.update(self.evaluator.evaluate(state))
         record["wall_s"] = time.perf_counter() - epoch_start
-        if self.log is not None and not self.warned and (warning := memorising_warning(cfg.train, record)):
-            log(warning)  # once a run: the advice does not change from epoch to epoch
-            self.warned = True
         if self.log is not None:
+            if warning := state.augment.memorising_warning(record):
+                log(warning)
             self.log.epoch(record, grid)
 
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 from conftest import tiny_config
 
 from animegan.augment import AdaptiveAugment, cutout, diff_augment, memorising_warning, small_data_note, translation
-from animegan.config import TrainConfig
+from animegan.config import TrainConfig, augment_probability
 from animegan.train import build_state, make_train_step
 
 SIZE = 16
@@ -132,7 +132,7 @@ def adaptive(**options) -> AdaptiveAugment:
 def drive(augment: AdaptiveAugment, mean_sign: float, steps: int) -> list[float]:
     """p after each of `steps` updates fed the same per-step mean sign(D(real)), in a tf.function as in training."""
     update = tf.function(lambda: augment.update(tf.constant(mean_sign), BATCH))
-    return [float(update()) for _ in range(steps)]
+    return [float(update()["augment_p"]) for _ in range(steps)]
 
 
 def test_p_rises_every_interval_while_the_discriminator_is_sure_of_every_real():
@@ -207,7 +207,8 @@ def test_small_data_note_says_what_is_done():
     ],
 )
 def test_memorising_warning(options, record, advice):
-    warning = memorising_warning(TrainConfig(**options), {"epoch": 7, **record})
+    cfg = TrainConfig(**options)
+    warning = memorising_warning(cfg.augment, augment_probability(cfg.augment_p), {"epoch": 7, **record})
     if advice is None:
         assert warning is None
     else:

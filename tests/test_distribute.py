@@ -16,7 +16,7 @@ import pytest
 from conftest import tiny_config
 
 from animegan import distribute
-from animegan.distribute import choose_precision, choose_strategy, choose_xla, is_chief
+from animegan.distribute import choose_precision, choose_strategy, choose_xla, describe_device, is_chief
 from animegan.errors import UserError
 from animegan.rundir import read_metrics
 from animegan.train import fit_batch_size
@@ -263,7 +263,5 @@ def test_auto_strategy_follows_the_gpus_and_tf_config(monkeypatch, logical_gpus,
 
 
 def test_the_run_records_the_gpus_by_name(monkeypatch):
-    from animegan.train import describe_device
-
     assert describe_device([]) == "CPU"
     assert describe_device(fake_gpus(monkeypatch, 2, {"device_name": "NVIDIA H200"})) == "NVIDIA H200, NVIDIA H200"
