@@ -3,6 +3,7 @@
     python scripts/bench_train.py                 # float32 + every precision this CPU runs natively
     python scripts/bench_train.py --precisions float32,mixed_bfloat16 --repeats 5
     python scripts/bench_train.py --study baseline,r1,sn --steps 32   # stabilisers' cost (scripts/study_stabilisers.py)
+    python scripts/bench_train.py --variants animegan+augment,animegan+ada --repeats 7   # adaptive p's cost
 
 Each measurement runs in a fresh child process (so peak memory, VmHWM, belongs to that variant
 alone); variants are interleaved and repeated, and the table gives medians. "tutorial" is the
@@ -12,8 +13,11 @@ default; "tutorial+onednn" is the same loop with TF_ENABLE_ONEDNN_OPTS=1, the se
 makes (TensorFlow turns oneDNN on by itself only on AVX-512-class CPUs), so the table separates
 what that switch gives from what the rest of animegan gives. "animegan" is the real training
 step and input pipeline (uint8 data set, index-batch gather, DiffAugment off so both do the same
-maths) with the default config's models. "animegan train" runs the whole `train()` for 2 epochs
-and reports the second epoch's images/s including sampling and checkpointing.
+maths) with the default config's models; "animegan+augment" adds the default DiffAugment (every op
+on every image) and "animegan+ada" the same ops at an adaptive strength (train.augment_p: auto:
+per-image masks and the p update), whose cost does not depend on p's value. "animegan train" runs
+the whole `train()` for 2 epochs and reports the second epoch's images/s including sampling and
+checkpointing.
 Prints a table and writes JSON (default bench-out/train.json).
 """
 
@@ -34,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # measure this checkout, not whichever animegan is installed
 
 SIZE, BATCH, NOISE = 56, 256, 160
+VARIANTS = ("tutorial", "tutorial+onednn", "animegan", "animegan+augment", "animegan+ada", "animegan train")
 
 
 def peak_memory_mib() -> float:
@@ -160,6 +165,10 @@ def child(variant: str, precision: str, warmup: int, steps: int) -> None:
         from animegan.config import Config
 
         rate = animegan_step(images, precision, warmup, steps, augment=Config().train.augment)
+    elif variant == "animegan+ada":
+        from animegan.config import Config
+
+        rate = animegan_step(images, precision, warmup, steps, Config().train.augment, ("train.augment_p=auto",))
     elif variant.startswith("study:"):
         from animegan.config import Config
         from study_stabilisers import VARIANTS
@@ -189,6 +198,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--no-train", action="store_true", help="skip the whole-epoch `animegan train` measurement")
+    parser.add_argument("--variants", help=f"comma list of {', '.join(VARIANTS)} (default: all)")
     parser.add_argument("--study", help="comma list of scripts/study_stabilisers.py variants to time instead (default step + their overrides)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "train.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -200,11 +210,14 @@ def main() -> None:
     from animegan.distribute import cpu_has_native_bf16
 
     precisions = args.precisions.split(",") if args.precisions else ["float32"] + (["mixed_bfloat16"] if cpu_has_native_bf16() else [])
-    variants = [("tutorial", "float32"), ("tutorial+onednn", "float32")] + [("animegan", p) for p in precisions] + [("animegan+augment", p) for p in precisions]
+    chosen = args.variants.split(",") if args.variants else [v for v in VARIANTS if not ((args.no_train or args.study) and v == "animegan train")]
+    if set(chosen) - set(VARIANTS):
+        parser.error(f"unknown variant in --variants; choose from {', '.join(VARIANTS)}")
+    tutorials = [(v, "float32") for v in chosen if v.startswith("tutorial")]
     if args.study:
-        variants = variants[:2] + [(f"study:{name}", p) for name in args.study.split(",") for p in precisions]
-    elif not args.no_train:
-        variants += [("animegan train", p) for p in precisions]
+        variants = tutorials + [(f"study:{name}", p) for name in args.study.split(",") for p in precisions]
+    else:
+        variants = tutorials + [(v, p) for v in chosen if not v.startswith("tutorial") for p in precisions]
     results = {v: [] for v in variants}
     for repeat in range(args.repeats):
         for variant in variants:
@@ -212,18 +225,20 @@ def main() -> None:
             print(f"  run {repeat + 1}/{args.repeats} {variant[0]} {variant[1]}: {results[variant][-1]['images_per_s']:.0f} img/s", file=sys.stderr)
 
     rates = {key: statistics.median(r["images_per_s"] for r in runs) for key, runs in results.items()}
-    tutorial_rate, onednn_rate = rates[("tutorial", "float32")], rates[("tutorial+onednn", "float32")]
+    # Ratios against the tutorial (both settings) and, for the adaptive strength, against fixed DiffAugment.
+    baselines = {"tutorial": lambda p: ("tutorial", "float32"), "tutorial_onednn": lambda p: ("tutorial+onednn", "float32"),
+                 "augment": lambda p: ("animegan+augment", p)}
     rows = []
     for (variant, precision), runs in results.items():
         rate = rates[(variant, precision)]
+        ratios = {f"ratio_to_{name}": round(rate / rates[key(precision)], 3) for name, key in baselines.items() if key(precision) in rates}
         rows.append({"variant": variant, "precision": precision, "images_per_s": round(rate, 1),
-                     "runs": [round(r["images_per_s"], 1) for r in runs], "ratio_to_tutorial": round(rate / tutorial_rate, 3),
-                     "ratio_to_tutorial_onednn": round(rate / onednn_rate, 3),
+                     "runs": [round(r["images_per_s"], 1) for r in runs], **ratios,
                      "peak_mib": round(statistics.median(r["peak_mib"] for r in runs))})
-    print(f"\n{'variant':<22} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'x tut+onednn':>13} {'peak MiB':>9}")
+    print(f"\n{'variant':<22} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'x tut+onednn':>13} {'x augment':>10} {'peak MiB':>9}")
     for row in rows:
-        print(f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_tutorial']:>11.2f} "
-              f"{row['ratio_to_tutorial_onednn']:>13.2f} {row['peak_mib']:>9}")
+        cells = [f"{row[k]:.2f}" if k in row else "-" for k in ("ratio_to_tutorial", "ratio_to_tutorial_onednn", "ratio_to_augment")]
+        print(f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {cells[0]:>11} {cells[1]:>13} {cells[2]:>10} {row['peak_mib']:>9}")
     report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
               "size": SIZE, "batch": BATCH, "repeats": args.repeats, "steps": args.steps, "load_avg": os.getloadavg(), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
