@@ -2,20 +2,23 @@
 today's fixed DiffAugment and with adaptive augmentation (ADA's p), each for the same number of
 images; scored against faces kept out of every subset, and checked for copying.
 
-    nice -n 10 python scripts/study_small_data.py --faces ../main/face 1000 300 3000
+    nice -n 10 python scripts/study_small_data.py --faces ../main/face 1000 300 3000 16669
 
 The held-out faces are study_stabilisers.py's (HELD_OUT seeded faces); the subsets are drawn from
-the rest with another seed and are nested (the 300 are the first 300 of the 1,000, ...). Each
-(subset, variant) run trains for --images images at the default config's batch size, in
---work/runs/<subset>-<variant>, as a child `animegan train` process. A finished run is only
-re-scored, a shorter one is resumed: stop the script any time and start it again.
+the rest with another seed and are nested (the 300 are the first 300 of the 1,000, ...; 16669 is
+all of them). Each (subset, variant) run trains for about --images images at the default config's
+batch size, in --work/runs/<subset>-<variant>, as a child `animegan train` process, and is scored
+half-way and at the end (scores already in --out are kept). A finished run is left alone, a
+shorter one is resumed: stop the script any time and start it again.
 
-Scores: SWD, precision/recall/density/coverage and the within-set diversity figures from
-`evaluate_run(..., "swd,prdc,diversity")` on --n samples against --n held-out faces; and copying:
-each sample's RMS pixel distance (in [0, 1]) to its nearest training image, against the same for
-the held-out faces. A generator that copies its training images sits closer to them than unseen
-real faces do (train_nn_ratio below 1, copies above 0.01). Results go to --out as JSON after every
-run, a Markdown table is printed, and each run's last sample grid is copied next to the JSON.
+Scores: SWD, precision/recall/density/coverage and the within-set diversity figures ("swd,prdc,
+diversity", study_stabilisers.score) on --n samples against --n held-out faces; and copying: each
+sample's RMS pixel distance (in [0, 1]) to its nearest training image, against the same for the
+held-out faces. A generator that copies its training images sits closer to them than unseen real
+faces do (train_nn_ratio below 1, copies above 0.01). Every run is scored with the EMA generator's
+BatchNorm statistics as training left them ("live") and with standing statistics (train.ema_bn:
+standing), which changes no training step. Results go to --out as JSON after every run, a Markdown
+table is printed, and each run's final 8x8 grid, both ways, is written next to the JSON.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_stabilisers import ROOT, SEED, cpu_name, held_out_split, images_per_second, link_farm, score, train, write_json  # noqa: E402
+from study_stabilisers import (  # noqa: E402
+    ROOT, SEED, cpu_name, held_out_split, images_per_second, link_farm, score, scored_generator, train, write_grids, write_json,
+)
 
 BATCH = 128  # the default config's: each run's epochs are counted from it
 VARIANTS = {
@@ -49,9 +53,9 @@ def nested_subsets(faces: Path, work: Path, sizes: list[int]) -> tuple[dict[int,
     return subsets, link_farm(held_paths, work / "heldout")
 
 
-def epochs_for(images: int, subset: int) -> int:
-    """Epochs that show the discriminator about `images` images (an epoch is whole batches only)."""
-    return math.ceil(images / ((subset // BATCH) * BATCH))
+def half_way(images: int, subset: int) -> int:
+    """Epochs for half of `images` (an epoch is whole batches only)."""
+    return math.ceil(images / 2 / ((subset // BATCH) * BATCH))
 
 
 def nearest_distances(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -63,13 +67,12 @@ def nearest_distances(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return pairwise_distances(a, b).min(axis=1) / np.sqrt(a.shape[1])
 
 
-def copying(run: Path, epoch: int, train_dir: Path, heldout: Path, n: int) -> dict:
+def copying(run: Path, epoch: int, bn: str, train_dir: Path, heldout: Path, n: int) -> dict:
     """How close samples sit to the training images, against how close unseen real faces sit."""
     from animegan.data import load_images
     from animegan.metrics.evaluate import generate_images
-    from animegan.rundir import load_generator
 
-    generator, cfg, _ = load_generator(run, str(epoch))
+    generator, cfg = scored_generator(run, epoch, bn)
     size, channels = cfg.data.size, cfg.data.channels
     training = load_images(train_dir, size, channels, show_progress=False, cache=False)
     samples = nearest_distances(generate_images(generator, n, seed=0), training)
@@ -84,23 +87,26 @@ def copying(run: Path, epoch: int, train_dir: Path, heldout: Path, n: int) -> di
     }
 
 
-def last_epoch_record(run: Path) -> dict:
+def adaptive_state(run: Path, epoch: int) -> dict:
+    """augment_p and ada_rt of that epoch, as metrics.jsonl logged them (a resume's last record of it counts)."""
     from animegan.rundir import read_metrics
 
-    return [r for r in read_metrics(run) if "event" not in r][-1]
+    record = [r for r in read_metrics(run) if r.get("epoch") == epoch and "event" not in r][-1]
+    return {k: record[k] for k in ("augment_p", "ada_rt") if k in record}
 
 
 def table(results: dict) -> str:
-    columns = [("swd", "SWD", "{:.1f}"), ("near_duplicates", "near-dup", "{:.3f}"), ("nn_ratio", "nn ratio", "{:.2f}"),
+    columns = [("images", "images", "{:,}"), ("bn", "EMA BN", "{}"), ("swd", "SWD", "{:.1f}"), ("near_duplicates", "near-dup", "{:.3f}"), ("nn_ratio", "nn ratio", "{:.2f}"),
                ("precision", "precision", "{:.2f}"), ("recall", "recall", "{:.2f}"), ("coverage", "coverage", "{:.2f}"),
                ("sample_train_nn_median", "sample→train NN", "{:.4f}"), ("heldout_train_nn_median", "held-out→train NN", "{:.4f}"),
                ("train_nn_ratio", "NN ratio", "{:.2f}"), ("copies", "copies", "{:.3f}"),
-               ("augment_p", "p (last epoch)", "{:.2f}"), ("ada_rt", "r_t (last epoch)", "{:.2f}"), ("images_per_s", "img/s", "{:.0f}")]
+               ("augment_p", "p", "{:.2f}"), ("ada_rt", "r_t", "{:.2f}"), ("images_per_s", "img/s", "{:.0f}")]
     lines = ["| faces | variant | " + " | ".join(title for _, title, _ in columns) + " |", "|---" * (len(columns) + 2) + "|"]
     for entry in sorted(results["runs"].values(), key=lambda e: (e["subset"], list(VARIANTS).index(e["variant"]))):
-        values = {**entry["scores"], **entry["copying"], **entry["last_epoch"], "images_per_s": entry["images_per_s"]}
-        cells = [fmt.format(values[key]) if key in values else "–" for key, _, fmt in columns]
-        lines.append(f"| {entry['subset']:,} | {entry['variant']} | " + " | ".join(cells) + " |")
+        for point in sorted(entry["scores"].values(), key=lambda point: (point["epoch"], point["bn"])):
+            values = {**point, **{k: entry[k] for k in ("images_per_s",) if k in entry}}
+            cells = [fmt.format(values[key]) if key in values else "–" for key, _, fmt in columns]
+            lines.append(f"| {entry['subset']:,} | {entry['variant']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -110,7 +116,7 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {', '.join(VARIANTS)}")
     parser.add_argument("--faces", type=Path, default=Path("face"), help="preprocessed faces (56x56 gray), read only")
     parser.add_argument("--work", type=Path, default=Path("study-small-out"), help="subset link farms and runs")
-    parser.add_argument("--images", type=int, default=100_000, help="images each run trains for")
+    parser.add_argument("--images", type=int, default=200_000, help="images each run trains for (scored half-way too)")
     parser.add_argument("--n", type=int, default=2000, help="samples and held-out faces per score")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "study-small-data" / "results.json")
     args = parser.parse_args()
@@ -119,24 +125,29 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
 
+    from animegan.rundir import checkpoint_epochs
+
     subsets, heldout = nested_subsets(args.faces, args.work, args.subsets)
     results = write_header(args)
     for subset in args.subsets:
         for variant in variants:
             name = f"{subset}-{variant}"
-            epochs = epochs_for(args.images, subset)
-            cadence = max(1, epochs // 10)  # ten checkpoints and grids per run: resumable, and a few GB at most
-            extra = (f"train.save_every={cadence}", "train.keep_checkpoints=2", f"train.sample_every={cadence}")
-            run = train(name, VARIANTS[variant], subsets[subset], args.work / "runs", epochs, extra)
-            last = last_epoch_record(run)
-            results["runs"][name] = {
-                "subset": subset, "variant": variant, "overrides": VARIANTS[variant], "epochs": epochs,
-                "images": last["step"] * BATCH, "images_per_s": images_per_second(run),
-                "last_epoch": {k: last[k] for k in ("augment_p", "ada_rt", "d_real", "d_fake") if k in last},
-                "scores": score(run, heldout, epochs, args.n),
-                "copying": copying(run, epochs, subsets[subset], heldout, args.n),
-            }
-            shutil.copyfile(run / "samples" / f"epoch_{epochs:04d}.png", args.out.parent / f"{name}.png")
+            half = half_way(args.images, subset)
+            entry = results["runs"].setdefault(name, {"subset": subset, "variant": variant, "scores": {}})
+            entry.update({"overrides": VARIANTS[variant], "epochs": 2 * half})
+            # Trained in two legs, each scored as it ends: the half-way checkpoint need not be kept.
+            extra = (f"train.save_every={max(1, half // 4)}", "train.keep_checkpoints=2", f"train.sample_every={max(1, half // 4)}")
+            for epochs in (half, 2 * half):
+                run = train(name, [*extra, *VARIANTS[variant]], subsets[subset], args.work / "runs", epochs)
+                for bn in ("live", "standing"):
+                    key = f"{epochs}-{bn}"
+                    if key not in entry["scores"] and epochs in checkpoint_epochs(run):  # a finished run is not scored twice
+                        entry["scores"][key] = {"epoch": epochs, "images": epochs * (subset // BATCH) * BATCH, "bn": bn,
+                                                **adaptive_state(run, epochs), **score(run, heldout, epochs, args.n, bn),
+                                                **copying(run, epochs, bn, subsets[subset], heldout, args.n)}
+                        write_json(args.out, results)
+            entry["images_per_s"] = images_per_second(run)
+            write_grids(run, 2 * half, args.out.parent / name)
             write_json(args.out, results)
             print(table(results), flush=True)
 
@@ -144,8 +155,11 @@ def main() -> None:
 def write_header(args) -> dict:
     """The results so far (a resumed study keeps them) with this invocation's settings."""
     results = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
-    results.update({"cpu": cpu_name(), "n": args.n, "images_per_run": args.images, "batch_size": BATCH,
-                    "command": "python scripts/study_small_data.py " + " ".join(sys.argv[1:])})
+    results.update({"cpu": cpu_name(), "n": args.n, "images_per_run": args.images, "batch_size": BATCH})
+    command = "python scripts/study_small_data.py " + " ".join(sys.argv[1:])
+    results.setdefault("commands", [])
+    if command not in results["commands"]:
+        results["commands"].append(command)
     write_json(args.out, results)
     return results
 

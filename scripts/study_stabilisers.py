@@ -124,18 +124,25 @@ def images_per_second(run: Path) -> float:
     return statistics.median(rates)
 
 
-def score(run: Path, heldout: Path, epoch: int, n: int, bn: str) -> dict:
-    """The EMA generator at `epoch` against the held-out faces. bn "standing" first gives it BatchNorm
-    statistics of its own (train.ema_bn: standing): that changes no training step, so every variant
-    is scored both ways from the same checkpoint."""
-    from animegan.metrics.evaluate import cached_real_features, extract_all, feature_extractors, generate_images
-    from animegan.metrics.evaluate import score as compare
+def scored_generator(run: Path, epoch: int, bn: str):
+    """(EMA generator at `epoch`, config). bn "standing" first gives it BatchNorm statistics of its own
+    (train.ema_bn: standing): that changes no training step, so every variant is scored both ways
+    from the same checkpoint."""
     from animegan.rundir import load_generator
     from animegan.train import standing_batchnorm_stats
 
     generator, cfg, _ = load_generator(run, str(epoch))
     if bn == "standing":
         standing_batchnorm_stats(generator, cfg.train.seed)
+    return generator, cfg
+
+
+def score(run: Path, heldout: Path, epoch: int, n: int, bn: str) -> dict:
+    """The EMA generator at `epoch`, with BatchNorm statistics `bn`, against the held-out faces."""
+    from animegan.metrics.evaluate import cached_real_features, extract_all, feature_extractors, generate_images
+    from animegan.metrics.evaluate import score as compare
+
+    generator, cfg = scored_generator(run, epoch, bn)
     extractors = feature_extractors(METRICS)
     real = cached_real_features(heldout, cfg.data.size, cfg.data.channels, n, extractors, show_progress=False)
     return compare(METRICS, real, extract_all(extractors, generate_images(generator, n, seed=0)))
