@@ -435,7 +435,7 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(tiny_data, capsys):
     cfg.train.epochs = 4
     train(cfg, resume=run)
     err = capsys.readouterr().err
-    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    warnings = [line for line in err.splitlines() if line.startswith("warning: checkpoint")]  # 40 blobs may also draw the memorising warning
     assert len(warnings) == 1
     assert f"checkpoint '{rundir.checkpoint_dir(run)}/ckpt-15' is damaged" in warnings[0] and "using ckpt-10" in warnings[0]
     assert f"resumed {rundir.checkpoint_dir(run)}/ckpt-10 (epoch 2, step 10)" in err
