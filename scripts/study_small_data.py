@@ -101,12 +101,12 @@ def table(results: dict) -> str:
                ("sample_train_nn_median", "sample→train NN", "{:.4f}"), ("heldout_train_nn_median", "held-out→train NN", "{:.4f}"),
                ("train_nn_ratio", "NN ratio", "{:.2f}"), ("copies", "copies", "{:.3f}"),
                ("augment_p", "p", "{:.2f}"), ("ada_rt", "r_t", "{:.2f}"), ("images_per_s", "img/s", "{:.0f}")]
-    lines = ["| faces | variant | " + " | ".join(title for _, title, _ in columns) + " |", "|---" * (len(columns) + 2) + "|"]
-    for entry in sorted(results["runs"].values(), key=lambda e: (e["subset"], list(VARIANTS).index(e["variant"]))):
+    lines = ["| faces | variant | seed | " + " | ".join(title for _, title, _ in columns) + " |", "|---" * (len(columns) + 3) + "|"]
+    for entry in sorted(results["runs"].values(), key=lambda e: (e["subset"], list(VARIANTS).index(e["variant"]), e.get("seed", 0))):
         for point in sorted(entry["scores"].values(), key=lambda point: (point["epoch"], point["bn"])):
             values = {**point, **{k: entry[k] for k in ("images_per_s",) if k in entry}}
             cells = [fmt.format(values[key]) if key in values else "–" for key, _, fmt in columns]
-            lines.append(f"| {entry['subset']:,} | {entry['variant']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {entry['subset']:,} | {entry['variant']} | {entry.get('seed', 0)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--faces", type=Path, default=Path("face"), help="preprocessed faces (56x56 gray), read only")
     parser.add_argument("--work", type=Path, default=Path("study-small-out"), help="subset link farms and runs")
     parser.add_argument("--images", type=int, default=200_000, help="images each run trains for (scored half-way too)")
+    parser.add_argument("--seed", type=int, default=0, help="train.seed: another seed repeats a run to show the spread between seeds")
     parser.add_argument("--n", type=int, default=2000, help="samples and held-out faces per score")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "study-small-data" / "results.json")
     args = parser.parse_args()
@@ -131,14 +132,15 @@ def main() -> None:
     results = write_header(args)
     for subset in args.subsets:
         for variant in variants:
-            name = f"{subset}-{variant}"
+            name = f"{subset}-{variant}" + (f"-seed{args.seed}" if args.seed else "")
+            overrides = VARIANTS[variant] + ([f"train.seed={args.seed}"] if args.seed else [])
             half = half_way(args.images, subset)
-            entry = results["runs"].setdefault(name, {"subset": subset, "variant": variant, "scores": {}})
-            entry.update({"overrides": VARIANTS[variant], "epochs": 2 * half})
+            entry = results["runs"].setdefault(name, {"subset": subset, "variant": variant, "seed": args.seed, "scores": {}})
+            entry.update({"overrides": overrides, "epochs": 2 * half})
             # Trained in two legs, each scored as it ends: the half-way checkpoint need not be kept.
             extra = (f"train.save_every={max(1, half // 4)}", "train.keep_checkpoints=2", f"train.sample_every={max(1, half // 4)}")
             for epochs in (half, 2 * half):
-                run = train(name, [*extra, *VARIANTS[variant]], subsets[subset], args.work / "runs", epochs)
+                run = train(name, [*extra, *overrides], subsets[subset], args.work / "runs", epochs)
                 for bn in ("live", "standing"):
                     key = f"{epochs}-{bn}"
                     if key not in entry["scores"] and epochs in checkpoint_epochs(run):  # a finished run is not scored twice
