@@ -389,6 +389,7 @@ BEFORE_THE_KEY_EXISTED = {
     "train.r1_gamma": 0.0,
     "train.ema_bn": "live",
     "train.eval_diversity": False,
+    "train.augment_p": "1",
 }
 
 
