@@ -68,6 +68,10 @@ class TrainConfig:
     r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real images; 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (StyleGAN2's lazy regularisation)
     augment: str = "translation,cutout"  # DiffAugment ops, comma-separated; "" = none
+    augment_p: str = "1"  # chance that each op applies to each image: a number in [0, 1], or auto (ADA's adaptive p)
+    ada_target: float = 0.6  # auto: the E[sign(D(real))] that p steers the discriminator towards
+    ada_kimg: float = 100.0  # auto: thousands of images p takes to move from 0 to 1 (ADA's speed)
+    ada_interval: int = 4  # auto: steps between adjustments of p
     precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16
     xla: str = "auto"  # auto | on | off
     strategy: str = "auto"  # auto | default | mirrored | multiworker
@@ -109,6 +113,21 @@ CHOICES = {
 }
 AUGMENT_OPS = ("translation", "cutout", "color")
 
+
+def augment_ops(text: str) -> list[str]:
+    """'translation, cutout' -> ['translation', 'cutout']; '' -> []."""
+    return [op.strip() for op in text.split(",") if op.strip()]
+
+
+def augment_probability(text: str) -> float | None:
+    """train.augment_p as a number, or None for auto; ValueError for anything else."""
+    if text.strip().lower() == "auto":
+        return None
+    p = float(text)
+    if not 0.0 <= p <= 1.0:  # also refuses nan
+        raise ValueError(text)
+    return p
+
 # (low, high) inclusive; None = unbounded on that side.
 RANGES = {
     "data.size": (16, 512),
@@ -133,6 +152,9 @@ RANGES = {
     "train.ema_rampup": (0.0, 1.0),
     "train.r1_gamma": (0.0, 1e4),
     "train.r1_every": (1, 10000),
+    "train.ada_target": (0.0, 1.0),
+    "train.ada_kimg": (0.001, 1e6),
+    "train.ada_interval": (1, 10000),
     "train.save_every": (1, None),
     "train.keep_checkpoints": (1, 1000),
     "train.sample_every": (1, None),
@@ -275,10 +297,13 @@ def validate(cfg: Config, source: str = "config") -> Config:
             f"{source}: 'data.size' {cfg.data.size} cannot be built as base*2^k with base 3..8; "
             f"valid sizes include {', '.join(map(str, valid_sizes()))}"
         ) from None
-    ops = [op.strip() for op in cfg.train.augment.split(",") if op.strip()]
-    for op in ops:
+    for op in augment_ops(cfg.train.augment):
         if op not in AUGMENT_OPS:
             raise UserError(f"{source}: 'train.augment' has unknown op '{op}'; use a comma list of {', '.join(AUGMENT_OPS)}")
+    try:
+        augment_probability(cfg.train.augment_p)
+    except ValueError:
+        raise UserError(f"{source}: 'train.augment_p' is {cfg.train.augment_p!r}; use auto or a number from 0 to 1") from None
     if not cfg.model.d_widths or any(w < 1 for w in cfg.model.d_widths):
         raise UserError(f"{source}: 'model.d_widths' must be a non-empty list of positive integers")
     if cfg.model.g_width >> generator_base(cfg.data.size)[1] < 1:
@@ -364,6 +389,7 @@ BEFORE_THE_KEY_EXISTED = {
     "train.r1_gamma": 0.0,
     "train.ema_bn": "live",
     "train.eval_diversity": False,
+    "train.augment_p": "1",
 }
 
 

@@ -22,6 +22,12 @@ def setup_devices() -> list:
     return gpus
 
 
+def describe_device(gpus: list) -> str:
+    if gpus:
+        return ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
+    return "CPU"
+
+
 def choose_strategy(name: str) -> tf.distribute.Strategy:
     """auto: several workers when TF_CONFIG says so, all local GPUs when there are several, else default.
 

@@ -17,10 +17,10 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from animegan import __version__, rundir
-from animegan.augment import diff_augment
+from animegan.augment import AdaptiveAugment, small_data_note
 from animegan.config import Config
 from animegan.data import epoch_dataset, load_images
-from animegan.distribute import choose_precision, choose_strategy, choose_xla, is_chief, setup_devices
+from animegan.distribute import choose_precision, choose_strategy, choose_xla, describe_device, is_chief, setup_devices
 from animegan.errors import UserError
 from animegan.images import make_grid, to_uint8, write_png
 from animegan.losses import LOSSES, r1_penalty
@@ -50,11 +50,12 @@ class TrainState:
     epoch: tf.Variable  # epochs completed
     step: tf.Variable  # optimizer steps taken
     rng: tf.random.Generator  # noise and augmentation
+    augment: AdaptiveAugment  # DiffAugment and its strength p
     fixed_noise: tf.Variable  # the sample grid's noise, the same for the whole run
     dropout_seeds: list  # Keras keeps dropout's RNG state outside the model's checkpointed weights
 
-    def checkpoint(self) -> tf.train.Checkpoint:
-        return tf.train.Checkpoint(**self.__dict__)
+    def checkpoint(self, without: tuple[str, ...] = ()) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(**{k: v for k, v in self.__dict__.items() if k not in without})
 
 
 def make_optimizer(lr: float, cfg: Config, precision: str) -> keras.optimizers.Optimizer:
@@ -84,6 +85,7 @@ def build_state(cfg: Config, precision: str) -> TrainState:
         epoch=tf.Variable(0, dtype=tf.int64, trainable=False),
         step=tf.Variable(0, dtype=tf.int64, trainable=False),
         rng=tf.random.Generator.from_seed(cfg.train.seed),
+        augment=AdaptiveAugment(cfg.train),
         fixed_noise=tf.Variable(noise, trainable=False),
         dropout_seeds=[layer.seed_generator.state for layer in discriminator.layers if hasattr(layer, "seed_generator")],
     )
@@ -104,7 +106,6 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
     """One optimisation step of both networks, as a tf.function taking a (distributed) uint8 batch
     and a Python bool `regularize`: True adds the R1 penalty to D's loss (the loop asks every
     train.r1_every steps; each value of the flag is traced once)."""
-    ops = [op.strip() for op in cfg.train.augment.split(",") if op.strip()]
     G, D = state.generator, state.discriminator
     scaled = isinstance(state.g_optimizer, keras.optimizers.LossScaleOptimizer)
     gan_losses = LOSSES[cfg.train.loss]
@@ -120,8 +121,7 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
         noise = tf.reshape(global_noise, [strategy.num_replicas_in_sync, -1, cfg.model.noise_dim])[replica]
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = G(noise, training=True)
-            if ops:
-                real, fake = diff_augment(real, state.rng, ops), diff_augment(fake, state.rng, ops)
+            real, fake = state.augment(real, state.rng), state.augment(fake, state.rng)
             # Two D calls: one call on concat(real, fake) measured slower on CPU (278 vs 335 img/s).
             if regularize:
                 penalty, real_logits = r1_penalty(D, real)
@@ -145,6 +145,7 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
             "g_loss": g_loss,
             "d_real": average(tf.sigmoid(real_logits)),
             "d_fake": average(tf.sigmoid(fake_logits)),
+            "ada_rt": average(tf.sign(real_logits)),  # summed over the replicas: r_t of this step
         }
         if regularize:
             stats["r1"] = average(penalty)
@@ -160,6 +161,7 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
         noise = state.rng.normal([global_batch, cfg.model.noise_dim])
         per_replica = strategy.run(replica_step, args=(batch, noise, regularize))
         stats = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+        stats.update(state.augment.update(stats["ada_rt"], global_batch))
         if state.ema_generator is not state.generator:
             update_ema(state, ema_beta(cfg, state.step, global_batch))
         state.step.assign_add(1)
@@ -249,7 +251,7 @@ class Checkpoints:
     then updates the index, so a kill during a save leaves the previous checkpoint intact."""
 
     def __init__(self, state: TrainState, run: Path, keep: int, chief: bool):
-        self.checkpoint = state.checkpoint()
+        self.state, self.checkpoint = state, state.checkpoint()
         if chief:
             directory = rundir.checkpoint_dir(run)
         else:
@@ -268,8 +270,13 @@ class Checkpoints:
 
     def restore_latest(self, run: Path) -> str:
         """Restore the newest checkpoint that restores (older ones stand in for damaged ones)."""
-        prefix, _ = rundir.restore_newest(run, lambda prefix: self.checkpoint.restore(prefix).assert_existing_objects_matched())
+        prefix, _ = rundir.restore_newest(run, self._restore)
         return prefix
+
+    def _restore(self, prefix: str):
+        # A checkpoint from before p was checkpointed (animegan 0.1.0) resumes everything else; p starts afresh.
+        old = not any(name.startswith("augment/") for name, _ in tf.train.list_variables(prefix))
+        return (self.state.checkpoint(without=("augment",)) if old else self.checkpoint).restore(prefix).assert_existing_objects_matched()
 
 
 def fit_batch_size(requested: int, num_images: int, replicas: int) -> int:
@@ -288,12 +295,6 @@ def fit_batch_size(requested: int, num_images: int, replicas: int) -> int:
 def sample_grid(state: TrainState) -> np.ndarray:
     images = state.ema_generator(state.fixed_noise, training=False)
     return make_grid(to_uint8(images.numpy()))
-
-
-def describe_device(gpus: list) -> str:
-    if gpus:
-        return ", ".join(tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus)
-    return "CPU"
 
 
 def train(cfg: Config, resume: Path | None = None) -> Path:
@@ -329,6 +330,8 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
                 f"needed; data.cache_dir puts it elsewhere)")
         global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
         steps_per_epoch = len(images) // global_batch
+        if chief and (note := small_data_note(cfg.train, len(images), global_batch)):
+            log(note)
         if chief:
             rundir.save_config(run, cfg)
             runtime = {"animegan": __version__, "tensorflow": tf.__version__, "precision": precision, "xla": xla,
@@ -457,7 +460,7 @@ class EpochLoop:
         """Sample grid, checkpoint, metrics: `images_per_s` counts the steps alone, `wall_s` the whole epoch."""
         cfg, state = self.cfg, self.state
         record = {"epoch": epoch, "step": int(state.step.numpy())}
-        record.update({k: mean(sums, k) for k in ("d_loss", "g_loss", "d_real", "d_fake", "r1") if k in sums})
+        record.update({k: mean(sums, k) for k in ("d_loss", "g_loss", "d_real", "d_fake", "r1", "augment_p", "ada_rt") if k in sums})
         record["images_per_s"] = sums["steps"] * self.global_batch / max(seconds, 1e-9)
         if cfg.train.ema_bn == "standing":
             standing_batchnorm_stats(state.ema_generator, cfg.train.seed)
@@ -470,6 +473,8 @@ class EpochLoop:
             record.update(self.evaluator.evaluate(state))
         record["wall_s"] = time.perf_counter() - epoch_start
         if self.log is not None:
+            if warning := state.augment.memorising_warning(record):
+                log(warning)
             self.log.epoch(record, grid)
 
 

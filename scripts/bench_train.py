@@ -3,6 +3,7 @@
     python scripts/bench_train.py                 # float32 + every precision this CPU runs natively
     python scripts/bench_train.py --precisions float32,mixed_bfloat16 --repeats 5
     python scripts/bench_train.py --study baseline,r1,sn --steps 32   # stabilisers' cost (scripts/study_stabilisers.py)
+    python scripts/bench_train.py --paired animegan+augment,animegan+ada --repeats 20   # adaptive p's cost
 
 Each measurement runs in a fresh child process (so peak memory, VmHWM, belongs to that variant
 alone); variants are interleaved and repeated, and the table gives medians. "tutorial" is the
@@ -12,9 +13,17 @@ default; "tutorial+onednn" is the same loop with TF_ENABLE_ONEDNN_OPTS=1, the se
 makes (TensorFlow turns oneDNN on by itself only on AVX-512-class CPUs), so the table separates
 what that switch gives from what the rest of animegan gives. "animegan" is the real training
 step and input pipeline (uint8 data set, index-batch gather, DiffAugment off so both do the same
-maths) with the default config's models. "animegan train" runs the whole `train()` for 2 epochs
-and reports the second epoch's images/s including sampling and checkpointing.
+maths) with the default config's models; "animegan+augment" adds the default DiffAugment (every op
+on every image) and "animegan+ada" the same ops at an adaptive strength (train.augment_p: auto:
+per-image masks and the p update), whose cost does not depend on p's value. "animegan train" runs
+the whole `train()` for 2 epochs and reports the second epoch's images/s including sampling and
+checkpointing.
 Prints a table and writes JSON (default bench-out/train.json).
+
+--paired times two or more of the animegan step variants in one process instead, alternating
+blocks of --steps steps for --repeats rounds: on a machine other jobs load, the load then falls on
+every variant alike, and the median of the per-round ratios measures a few percent that separate
+processes' medians cannot (their spread here was 20-30%).
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # measure this checkout, not whichever animegan is installed
 
 SIZE, BATCH, NOISE = 56, 256, 160
+VARIANTS = ("tutorial", "tutorial+onednn", "animegan", "animegan+augment", "animegan+ada", "animegan train")
 
 
 def peak_memory_mib() -> float:
@@ -94,9 +104,10 @@ def tutorial(images, warmup: int, steps: int) -> float:
     return timed_steps(train_step, batches, warmup, steps)
 
 
-def animegan_step(images, precision: str, warmup: int, steps: int, augment: str = "", sets: tuple = ()) -> float:
-    """The real train step; `sets` are config overrides (a study variant). Lazy R1 runs every
-    train.r1_every steps as in training, so time at least r1_every steps to include it fairly."""
+def animegan_stepper(images, precision: str, augment: str = "", sets: tuple = ()):
+    """(one step returning its d_loss, endless batches) of the real train step; `sets` are config
+    overrides (a study variant). Lazy R1 runs every train.r1_every steps as in training, so time at
+    least r1_every steps to include it fairly."""
     import itertools
 
     import keras
@@ -123,7 +134,29 @@ def animegan_step(images, precision: str, warmup: int, steps: int, augment: str 
 
     if r1_every:
         one_step(next(iter(batches)))  # trace the regularised step outside the timing, like the plain one
-    return timed_steps(one_step, batches, warmup, steps)
+    return one_step, batches
+
+
+def animegan_config(variant: str) -> tuple[str, tuple]:
+    """(train.augment, --set items) of an animegan step variant."""
+    from animegan.config import Config
+
+    if variant == "animegan":
+        return "", ()
+    if variant.startswith("study:"):
+        from study_stabilisers import BEFORE, VARIANTS as STUDY
+
+        return Config().train.augment, tuple(BEFORE + STUDY[variant[len("study:"):]])
+    return Config().train.augment, ("train.augment_p=auto",) if variant == "animegan+ada" else ()
+
+
+def paired_rates(images, precision: str, variants: list[str], warmup: int, steps: int, rounds: int) -> list[list[float]]:
+    """Images/s of each variant in each round: their blocks of `steps` steps alternate in this one process."""
+    steppers = [animegan_stepper(images, precision, *animegan_config(v)) for v in variants]
+    iterators = [iter(batches) for _, batches in steppers]
+    for (step, _), batches in zip(steppers, iterators):
+        timed_steps(step, batches, warmup, 1)
+    return [[timed_steps(step, batches, 0, steps) for (step, _), batches in zip(steppers, iterators)] for _ in range(rounds)]
 
 
 def animegan_train(images, precision: str) -> float:
@@ -152,21 +185,16 @@ def child(variant: str, precision: str, warmup: int, steps: int) -> None:
     import numpy as np
 
     images = np.random.default_rng(0).integers(0, 256, (20000, SIZE, SIZE, 1), dtype=np.uint8)
+    if variant.startswith("paired:"):
+        names, rounds = variant[len("paired:"):].rsplit(":", 1)
+        print(json.dumps({"rounds": paired_rates(images, precision, names.split(","), warmup, steps, int(rounds))}))
+        return
     if variant.startswith("tutorial"):
         rate = tutorial(images, warmup, steps)  # before any animegan import, which sets TF_ENABLE_ONEDNN_OPTS
-    elif variant == "animegan":
-        rate = animegan_step(images, precision, warmup, steps)
-    elif variant == "animegan+augment":
-        from animegan.config import Config
-
-        rate = animegan_step(images, precision, warmup, steps, augment=Config().train.augment)
-    elif variant.startswith("study:"):
-        from animegan.config import Config
-        from study_stabilisers import BEFORE, VARIANTS
-
-        rate = animegan_step(images, precision, warmup, steps, Config().train.augment, tuple(BEFORE + VARIANTS[variant[len("study:"):]]))
-    else:
+    elif variant == "animegan train":
         rate = animegan_train(images, precision)
+    else:
+        rate = timed_steps(*animegan_stepper(images, precision, *animegan_config(variant)), warmup, steps)
     print(json.dumps({"images_per_s": rate, "peak_mib": peak_memory_mib()}))
 
 
@@ -189,7 +217,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--no-train", action="store_true", help="skip the whole-epoch `animegan train` measurement")
+    parser.add_argument("--variants", help=f"comma list of {', '.join(VARIANTS)} (default: all)")
     parser.add_argument("--study", help="comma list of scripts/study_stabilisers.py variants to time instead (default step + their overrides)")
+    parser.add_argument("--paired", help="comma list of animegan step variants to time in one process, alternating (see above)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "train.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -200,11 +230,17 @@ def main() -> None:
     from animegan.distribute import cpu_has_native_bf16
 
     precisions = args.precisions.split(",") if args.precisions else ["float32"] + (["mixed_bfloat16"] if cpu_has_native_bf16() else [])
-    variants = [("tutorial", "float32"), ("tutorial+onednn", "float32")] + [("animegan", p) for p in precisions] + [("animegan+augment", p) for p in precisions]
+    if args.paired:
+        paired_main(args, precisions)
+        return
+    chosen = args.variants.split(",") if args.variants else [v for v in VARIANTS if not ((args.no_train or args.study) and v == "animegan train")]
+    if set(chosen) - set(VARIANTS):
+        parser.error(f"unknown variant in --variants; choose from {', '.join(VARIANTS)}")
+    tutorials = [(v, "float32") for v in chosen if v.startswith("tutorial")]
     if args.study:
-        variants = variants[:2] + [(f"study:{name}", p) for name in args.study.split(",") for p in precisions]
-    elif not args.no_train:
-        variants += [("animegan train", p) for p in precisions]
+        variants = tutorials + [(f"study:{name}", p) for name in args.study.split(",") for p in precisions]
+    else:
+        variants = tutorials + [(v, p) for v in chosen if not v.startswith("tutorial") for p in precisions]
     results = {v: [] for v in variants}
     for repeat in range(args.repeats):
         for variant in variants:
@@ -212,20 +248,48 @@ def main() -> None:
             print(f"  run {repeat + 1}/{args.repeats} {variant[0]} {variant[1]}: {results[variant][-1]['images_per_s']:.0f} img/s", file=sys.stderr)
 
     rates = {key: statistics.median(r["images_per_s"] for r in runs) for key, runs in results.items()}
-    tutorial_rate, onednn_rate = rates[("tutorial", "float32")], rates[("tutorial+onednn", "float32")]
+    # Ratios against the tutorial (both settings) and, for the adaptive strength, against fixed DiffAugment.
+    baselines = {"tutorial": lambda p: ("tutorial", "float32"), "tutorial_onednn": lambda p: ("tutorial+onednn", "float32"),
+                 "augment": lambda p: ("animegan+augment", p)}
     rows = []
     for (variant, precision), runs in results.items():
         rate = rates[(variant, precision)]
+        ratios = {f"ratio_to_{name}": round(rate / rates[key(precision)], 3) for name, key in baselines.items() if key(precision) in rates}
         rows.append({"variant": variant, "precision": precision, "images_per_s": round(rate, 1),
-                     "runs": [round(r["images_per_s"], 1) for r in runs], "ratio_to_tutorial": round(rate / tutorial_rate, 3),
-                     "ratio_to_tutorial_onednn": round(rate / onednn_rate, 3),
+                     "runs": [round(r["images_per_s"], 1) for r in runs], **ratios,
                      "peak_mib": round(statistics.median(r["peak_mib"] for r in runs))})
-    print(f"\n{'variant':<22} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'x tut+onednn':>13} {'peak MiB':>9}")
+    print(f"\n{'variant':<22} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'x tut+onednn':>13} {'x augment':>10} {'peak MiB':>9}")
     for row in rows:
-        print(f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_tutorial']:>11.2f} "
-              f"{row['ratio_to_tutorial_onednn']:>13.2f} {row['peak_mib']:>9}")
+        cells = [f"{row[k]:.2f}" if k in row else "-" for k in ("ratio_to_tutorial", "ratio_to_tutorial_onednn", "ratio_to_augment")]
+        print(f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {cells[0]:>11} {cells[1]:>13} {cells[2]:>10} {row['peak_mib']:>9}")
     report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
               "size": SIZE, "batch": BATCH, "repeats": args.repeats, "steps": args.steps, "load_avg": os.getloadavg(), "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+def paired_main(args, precisions: list[str]) -> None:
+    from animegan.distribute import cpu_has_native_bf16
+
+    names = args.paired.split(",")
+    if len(names) < 2 or set(names) - {"animegan", "animegan+augment", "animegan+ada"} - {n for n in names if n.startswith("study:")}:
+        raise SystemExit("--paired takes two or more of animegan, animegan+augment, animegan+ada, study:NAME")
+    rows = []
+    for precision in precisions:
+        rounds = run_child(f"paired:{args.paired}:{args.repeats}", precision, args.warmup, args.steps)["rounds"]
+        for i, name in enumerate(names):
+            ratios = [r[i] / r[0] for r in rounds]
+            rows.append({"variant": name, "precision": precision, "images_per_s": round(statistics.median(r[i] for r in rounds), 1),
+                         "ratio_to_first": round(statistics.median(ratios), 3),
+                         "ratio_quartiles": [round(q, 3) for q in statistics.quantiles(ratios, n=4)] if len(ratios) > 1 else None,
+                         "rounds": [round(r[i], 1) for r in rounds]})
+    print(f"\n{'variant':<22} {'precision':<15} {'img/s':>8} {'x ' + names[0]:>20} {'quartiles of the ratio':>24}")
+    for row in rows:
+        quartiles = f"{row['ratio_quartiles'][0]:.3f}-{row['ratio_quartiles'][2]:.3f}" if row["ratio_quartiles"] else "-"
+        print(f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_first']:>20.3f} {quartiles:>24}")
+    report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
+              "size": SIZE, "batch": BATCH, "rounds": args.repeats, "steps": args.steps, "load_avg": os.getloadavg(), "paired": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out}")

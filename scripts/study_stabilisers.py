@@ -66,20 +66,29 @@ def cpu_name() -> str:
     return f"{model}, {os.cpu_count()} cores" + (f" ({', '.join(extras)})" if extras else " (no native bf16)")
 
 
-def split_faces(faces: Path, work: Path) -> tuple[Path, Path]:
-    """Symlink farms work/train and work/heldout: HELD_OUT seeded faces kept out of training."""
+def held_out_split(faces: Path) -> tuple[list[Path], list[Path]]:
+    """(training paths, HELD_OUT held-out paths): a seeded choice, the same on every machine for the same folder."""
     from animegan.data import list_images
 
     paths = list_images(faces)
     held = set(np.random.default_rng(SEED).choice(len(paths), HELD_OUT, replace=False).tolist())
-    folders = {"train": work / "train", "heldout": work / "heldout"}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    for i, path in enumerate(paths):
-        link = folders["heldout" if i in held else "train"] / path.name
+    return [p for i, p in enumerate(paths) if i not in held], [p for i, p in enumerate(paths) if i in held]
+
+
+def link_farm(paths: list[Path], folder: Path) -> Path:
+    """A folder of symlinks to `paths`: a training set without copying (or writing into) the faces."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        link = folder / path.name
         if not link.exists():
             link.symlink_to(path.resolve())
-    return folders["train"], folders["heldout"]
+    return folder
+
+
+def split_faces(faces: Path, work: Path) -> tuple[Path, Path]:
+    """Symlink farms work/train and work/heldout."""
+    train_paths, held_paths = held_out_split(faces)
+    return link_farm(train_paths, work / "train"), link_farm(held_paths, work / "heldout")
 
 
 def trained_epochs(run: Path) -> int:
@@ -89,18 +98,19 @@ def trained_epochs(run: Path) -> int:
     return max(epochs, default=0)
 
 
-def train(variant: str, train_dir: Path, runs: Path, epochs: int) -> Path:
-    run = runs / variant
+def train(name: str, overrides: list[str], train_dir: Path, runs: Path, epochs: int) -> Path:
+    """Train runs/<name> to `epochs` with the --set items `overrides` (resuming a shorter run; a
+    finished one is left alone). A resume gets them too: a key added since keeps its study value."""
+    run = runs / name
     done = trained_epochs(run)
     if done >= epochs:
         return run
     command = [str(Path(sys.executable).with_name("animegan")), "train", "--epochs", str(epochs)]
     if (run / "config.yaml").exists():
-        command += ["--resume", str(run)]  # with the same overrides: a key added since keeps its study value
+        command += ["--resume", str(run)]
     else:
-        command += ["--data", str(train_dir), "--name", variant, "--set", f"train.runs_dir={runs}",
-                    "--set", "train.save_every=5", "--set", "train.keep_checkpoints=100"]
-    for item in BEFORE + VARIANTS[variant]:
+        command += ["--data", str(train_dir), "--name", name, "--set", f"train.runs_dir={runs}"]
+    for item in overrides:
         command += ["--set", item]
     print(" ".join(command), flush=True)
     subprocess.run(command, check=True)
@@ -114,18 +124,25 @@ def images_per_second(run: Path) -> float:
     return statistics.median(rates)
 
 
-def score(run: Path, heldout: Path, epoch: int, n: int, bn: str) -> dict:
-    """The EMA generator at `epoch` against the held-out faces. bn "standing" first gives it BatchNorm
-    statistics of its own (train.ema_bn: standing): that changes no training step, so every variant
-    is scored both ways from the same checkpoint."""
-    from animegan.metrics.evaluate import cached_real_features, extract_all, feature_extractors, generate_images
-    from animegan.metrics.evaluate import score as compare
+def scored_generator(run: Path, epoch: int, bn: str):
+    """(EMA generator at `epoch`, config). bn "standing" first gives it BatchNorm statistics of its own
+    (train.ema_bn: standing): that changes no training step, so every variant is scored both ways
+    from the same checkpoint."""
     from animegan.rundir import load_generator
     from animegan.train import standing_batchnorm_stats
 
     generator, cfg, _ = load_generator(run, str(epoch))
     if bn == "standing":
         standing_batchnorm_stats(generator, cfg.train.seed)
+    return generator, cfg
+
+
+def score(run: Path, heldout: Path, epoch: int, n: int, bn: str) -> dict:
+    """The EMA generator at `epoch`, with BatchNorm statistics `bn`, against the held-out faces."""
+    from animegan.metrics.evaluate import cached_real_features, extract_all, feature_extractors, generate_images
+    from animegan.metrics.evaluate import score as compare
+
+    generator, cfg = scored_generator(run, epoch, bn)
     extractors = feature_extractors(METRICS)
     real = cached_real_features(heldout, cfg.data.size, cfg.data.channels, n, extractors, show_progress=False)
     return compare(METRICS, real, extract_all(extractors, generate_images(generator, n, seed=0)))
@@ -166,6 +183,14 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def write_json(path: Path, results: dict) -> None:
+    """Whole or not at all: the file is read back when the study resumes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(path)
+
+
 def main() -> None:
     from animegan.data import list_images
 
@@ -185,7 +210,7 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() else {"variants": {}}
     results.update({"cpu": cpu_name(), "n": args.n, "held_out": HELD_OUT, "train_images": len(list_images(train_dir))})
     for variant in args.variants:
-        run = train(variant, train_dir, runs, args.epochs)
+        run = train(variant, ["train.save_every=5", "train.keep_checkpoints=100", *BEFORE, *VARIANTS[variant]], train_dir, runs, args.epochs)
         entry = results["variants"][variant] = {"scores": {}}
         entry["overrides"] = VARIANTS[variant]
         entry["images_per_s"] = images_per_second(run)
@@ -196,9 +221,7 @@ def main() -> None:
         write_grids(run, max(eval_epochs), args.out.parent / f"{variant}-epoch{max(eval_epochs)}")
         if len(eval_epochs) >= 3:
             plot_curve(entry, variant, args.out.parent / f"{variant}-quality.png")
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n")
-        tmp.replace(args.out)
+        write_json(args.out, results)
         print(table(results), flush=True)
 
 

@@ -31,8 +31,9 @@ IMAGES = np.random.default_rng(0).integers(0, 256, (2 * BATCH, 16, 16, 1), dtype
 
 def train_two_steps(strategy):
     """Build a fresh state under `strategy` and run one epoch of two batches; returns (state, losses).
-    No augmentation: its random draws differ between replicas by design (see random_draws_differ)."""
-    cfg = tiny_config(Path("unused"), augment="")
+    No augmentation: its random draws differ between replicas by design (see random_draws_differ).
+    Adaptive p all the same: its r_t must be the global batch's, whatever the replicas (p moves 8 * 2 / 10 a step)."""
+    cfg = tiny_config(Path("unused"), augment="", augment_p="auto", ada_interval=1, ada_kimg=0.01, ada_target=0.0)
     with strategy.scope():
         state = build_state(cfg, "float32")
     step = make_train_step(cfg, state, strategy, BATCH, xla=False)
@@ -54,6 +55,7 @@ def replica_spread(state) -> float:
     variables = [v for net in networks(state).values() for v in net.variables]
     variables += state.g_optimizer.variables + state.d_optimizer.variables
     copies = [[c.numpy() for c in v.value.values] for v in variables]
+    copies += [[c.numpy() for c in v.values] for v in state.augment.variables]  # tf.Variables, not Keras ones
     return max(float(np.max(np.abs(c[0] - other))) for c in copies for other in c[1:])
 
 
@@ -94,6 +96,7 @@ def main():
             for name, net in networks(one_device).items()
         },
         "losses": [one_losses, two_losses],
+        "ada": [[float(s.augment.rt.numpy()), float(s.augment.p.numpy())] for s in (one_device, two_replicas)],
         "replica_spread": replica_spread(two_replicas),
         "dropout_masks_differ": not np.array_equal(masks[0], masks[1]),
         "random_draws_differ": not np.array_equal(draws[0], draws[1]),

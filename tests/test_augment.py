@@ -1,11 +1,13 @@
-"""DiffAugment: what each op does to known images, and that the training step augments real and fake images alike."""
+"""DiffAugment: what each op does to known images, that the training step augments real and fake images alike,
+and its strength p: per-image masks, ADA's p update, and what a small data set is told."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import tiny_config
 
-from animegan.augment import cutout, diff_augment, translation
+from animegan.augment import AdaptiveAugment, cutout, diff_augment, memorising_warning, small_data_note, translation
+from animegan.config import TrainConfig, augment_probability
 from animegan.train import build_state, make_train_step
 
 SIZE = 16
@@ -116,3 +118,99 @@ def test_the_train_step_augments_real_and_fake_images_alike(tmp_path, augment):
         zeroed_rectangle(np.ones_like(image), image)
     for image in fake:  # tanh outputs are never exactly 0: every zero was cut out
         solid_rectangle(image[..., 0] == 0)
+
+
+# --- the strength p -------------------------------------------------------------------------------
+
+BATCH = 32
+
+
+def adaptive(**options) -> AdaptiveAugment:
+    return AdaptiveAugment(TrainConfig(**{"augment": "translation,cutout", "augment_p": "auto", **options}))
+
+
+def drive(augment: AdaptiveAugment, mean_sign: float, steps: int) -> list[float]:
+    """p after each of `steps` updates fed the same per-step mean sign(D(real)), in a tf.function as in training."""
+    update = tf.function(lambda: augment.update(tf.constant(mean_sign), BATCH))
+    return [float(update()["augment_p"]) for _ in range(steps)]
+
+
+def test_p_rises_every_interval_while_the_discriminator_is_sure_of_every_real():
+    augment = adaptive(ada_kimg=1.0, ada_interval=4)  # each adjustment: 32 * 4 / 1000
+    ps = drive(augment, 1.0, 12)  # all-positive real logits: sign 1 on every image
+    assert ps == pytest.approx([0, 0, 0, 0.128, 0.128, 0.128, 0.128, 0.256, 0.256, 0.256, 0.256, 0.384])
+    assert float(augment.rt) == 1.0
+
+
+def test_p_falls_while_the_discriminator_is_below_the_target_and_stays_within_0_and_1():
+    augment = adaptive(ada_kimg=0.1, ada_interval=2, ada_target=0.6)  # each adjustment 0.64
+    assert drive(augment, 1.0, 6)[-1] == 1.0  # clipped at the ceiling
+    assert drive(augment, 0.2, 2)[-1] == pytest.approx(0.36)  # r_t 0.2 < 0.6: p goes down
+    assert drive(augment, -1.0, 4)[-1] == 0.0  # and stops at 0
+    assert float(augment.rt) == -1.0
+
+
+def test_r_t_is_the_mean_over_the_interval():
+    augment = adaptive(ada_interval=4)
+    for sign in (1.0, 1.0, 0.5, -0.5):
+        drive(augment, sign, 1)
+    assert float(augment.rt) == pytest.approx(0.5)
+    assert float(augment.p) == 0.0  # 0.5 < the target 0.6: p would fall, and is at 0 already
+
+
+def test_a_fixed_p_never_moves():
+    augment = adaptive(augment_p="0.3", ada_kimg=0.1, ada_interval=1)
+    assert drive(augment, 1.0, 5) == pytest.approx([0.3] * 5)
+
+
+def ones() -> tf.Tensor:
+    return tf.ones([400, 16, 16, 1])
+
+
+def test_p_1_applies_every_op_to_every_image_exactly_as_plain_diffaugment():
+    augment = adaptive(augment_p="1")
+    a = augment(ones(), tf.random.Generator.from_seed(3))
+    b = diff_augment(ones(), tf.random.Generator.from_seed(3), ["translation", "cutout"])
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_p_0_and_no_ops_leave_images_alone():
+    np.testing.assert_array_equal(adaptive(augment_p="0")(ones(), rng()).numpy(), ones().numpy())
+    np.testing.assert_array_equal(adaptive(augment="")(ones(), rng()).numpy(), ones().numpy())
+
+
+@pytest.mark.parametrize("p", [0.25, 0.75])
+def test_each_image_decides_alone_with_probability_p(p):
+    """Cutout always blanks pixels of an all-ones image, so the share of changed images is the share cut."""
+    augment = adaptive(augment="cutout")
+    augment.p.assign(p)  # the auto path: p read from its variable
+    out = augment(ones(), tf.random.Generator.from_seed(1)).numpy()
+    changed = np.mean([not np.array_equal(image, np.ones_like(image)) for image in out])
+    assert changed == pytest.approx(p, abs=0.07)  # 400 images: 3 standard deviations is about 0.065
+
+
+def test_small_data_note_says_what_is_done():
+    assert small_data_note(TrainConfig(), 5000, 128) is None
+    note = small_data_note(TrainConfig(augment_p="auto"), 400, 128)
+    assert "400 images" in note and "train.augment_p=auto" in note and "batch 128, 3 steps per epoch" in note
+    assert "no augmentation (try --set train.augment=translation,cutout" in small_data_note(TrainConfig(augment=""), 400, 128)
+
+
+@pytest.mark.parametrize(
+    "options, record, advice",
+    [
+        ({"augment": ""}, {"ada_rt": 0.95}, "augmentation off); try more images, --set train.augment=translation,cutout --set train.augment_p=auto"),
+        ({"augment_p": "0.5"}, {"ada_rt": 0.95, "augment_p": 0.5}, "p=0.50); try more images, --set train.augment_p=auto, --set train.augment=translation,cutout,color"),
+        ({"augment_p": "auto"}, {"ada_rt": 0.95, "augment_p": 1.0}, "p=1.00); try more images, --set train.augment=translation,cutout,color, an earlier"),
+        ({"augment_p": "auto"}, {"ada_rt": 0.95, "augment_p": 0.7}, None),  # p can still rise
+        ({"augment": ""}, {"ada_rt": 0.85}, None),
+    ],
+)
+def test_memorising_warning(options, record, advice):
+    cfg = TrainConfig(**options)
+    warning = memorising_warning(cfg.augment, augment_probability(cfg.augment_p), {"epoch": 7, **record})
+    if advice is None:
+        assert warning is None
+    else:
+        assert warning.startswith("warning: the discriminator is memorising the training images (r_t = E[sign(D(real))] = 0.95 over epoch 7, ")
+        assert advice in warning and "\n" not in warning

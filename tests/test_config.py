@@ -170,6 +170,22 @@ def test_unknown_augment_op_lists_the_known_ones():
     assert "unknown op 'flip'" in message and "translation, cutout, color" in message
 
 
+@pytest.mark.parametrize("value", ["sometimes", "1.5", "-0.1", "nan", "''"])
+def test_augment_p_is_auto_or_a_probability(value):
+    message = config_error(None, sets=(f"train.augment_p={value}",))
+    assert "'train.augment_p' is " in message and "use auto or a number from 0 to 1" in message
+
+
+@pytest.mark.parametrize("value, parsed", [("auto", "auto"), ("AUTO", "AUTO"), ("0.5", "0.5"), ("0", "0"), ("1", "1")])
+def test_augment_p_accepts_auto_and_numbers(value, parsed):
+    assert load_config(None, sets=(f"train.augment_p={value}",)).train.augment_p == parsed
+
+
+@pytest.mark.parametrize("item", ["train.ada_kimg=0", "train.ada_target=1.5", "train.ada_interval=0"])
+def test_ada_settings_out_of_range(item):
+    assert f"'{item.split('=')[0]}' is " in config_error(None, sets=(item,))
+
+
 def test_empty_discriminator_widths():
     assert "'model.d_widths' must be a non-empty list" in config_error(None, sets=("model.d_widths=[]",))
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import tiny_config
 
 from animegan import distribute
-from animegan.distribute import choose_precision, choose_strategy, choose_xla, is_chief
+from animegan.distribute import choose_precision, choose_strategy, choose_xla, describe_device, is_chief
 from animegan.errors import UserError
 from animegan.rundir import read_metrics
 from animegan.train import fit_batch_size
@@ -52,6 +52,12 @@ def test_two_replicas_end_with_the_weights_of_one_device(mirrored_report):
     one_device, two_replicas = mirrored_report["losses"]
     for one, two in zip(one_device, two_replicas):
         assert two == pytest.approx(one, rel=1e-5)
+
+
+def test_adaptive_p_follows_the_global_batch_on_two_replicas(mirrored_report):
+    one_device, two_replicas = mirrored_report["ada"]
+    assert two_replicas == pytest.approx(one_device)
+    assert one_device[0] != 0  # r_t was measured: the p update saw the summed signs, not one replica's
 
 
 def test_replicas_hold_identical_copies_of_every_variable(mirrored_report):
@@ -257,7 +263,5 @@ def test_auto_strategy_follows_the_gpus_and_tf_config(monkeypatch, logical_gpus,
 
 
 def test_the_run_records_the_gpus_by_name(monkeypatch):
-    from animegan.train import describe_device
-
     assert describe_device([]) == "CPU"
     assert describe_device(fake_gpus(monkeypatch, 2, {"device_name": "NVIDIA H200"})) == "NVIDIA H200, NVIDIA H200"

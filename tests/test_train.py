@@ -136,9 +136,14 @@ def test_run_directory_contents(tiny_data, capsys):
 
 
 STABILISERS = {"loss": "hinge", "r1_gamma": 1.0, "r1_every": 2, "augment": "", "ema_bn": "standing"}
+# Fast adjustments (8 * 3 / 100 per interval) and an interval that does not divide the 5 steps of an
+# epoch: the resume lands mid-interval, with p and a half-gathered r_t to restore.
+ADAPTIVE = {"augment": "translation,cutout,color", "augment_p": "auto", "ada_kimg": 0.1, "ada_interval": 3, "d_lr": 5e-3}
+P_KEY = "augment/p/.ATTRIBUTES/VARIABLE_VALUE"
 
 
-@pytest.mark.parametrize("options", [{"augment": "translation,cutout,color"}, {"augment": ""}, STABILISERS], ids=["augment", "plain", "stabilisers"])
+@pytest.mark.parametrize("options", [{"augment": "translation,cutout,color"}, {"augment": ""}, STABILISERS, ADAPTIVE],
+                         ids=["augment", "plain", "stabilisers", "adaptive"])
 def test_resume_gives_exactly_the_same_weights(tmp_path, options, op_determinism):
     write_blob_faces(tmp_path / "face")
 
@@ -162,6 +167,35 @@ def test_resume_gives_exactly_the_same_weights(tmp_path, options, op_determinism
     assert a.keys() == b.keys()
     differing = [name for name in a if not np.array_equal(a[name], b[name])]
     assert not differing
+    if options is ADAPTIVE:  # D learns fast (d_lr): r_t climbs, and p with it, after the resume too
+        records = rundir.read_metrics(run)
+        assert records[1]["ada_rt"] > records[0]["ada_rt"] and records[1]["augment_p"] > records[0]["augment_p"]
+        assert a[P_KEY] > records[1]["augment_p"] > 0
+
+
+def test_a_checkpoint_without_augmentation_state_resumes_with_p_from_scratch(tiny_data, monkeypatch):
+    """Checkpoints of animegan 0.1.0 hold no p: the rest resumes, and p starts as a new run's would."""
+    from animegan.train import TrainState
+
+    with_p = TrainState.checkpoint
+    monkeypatch.setattr(TrainState, "checkpoint", lambda state: with_p(state, without=("augment",)))
+    run = train(tiny_data)
+    assert not [name for name, _ in tf.train.list_variables(rundir.resolve_checkpoint(run)) if name.startswith("augment/")]
+    monkeypatch.setattr(TrainState, "checkpoint", with_p)
+    train(rundir.config_for_resume(run, None, {"train.epochs": 2}, ("train.augment_p=auto",)), resume=run)
+    assert [r["step"] for r in rundir.read_metrics(run)] == [5, 10]
+    assert P_KEY in dict(tf.train.list_variables(rundir.resolve_checkpoint(run)))
+
+
+def test_a_small_data_set_is_named_and_memorising_is_warned_about_once(tiny_data, capsys):
+    cfg = tiny_data
+    cfg.train.epochs, cfg.train.augment, cfg.train.d_lr = 4, "", 5e-3  # nothing keeps this D from memorising 40 blobs
+    run = train(cfg)
+    err = capsys.readouterr().err
+    assert "small data set: 40 images (under 5,000), which a discriminator soon memorises; augmentation: no augmentation" in err
+    warned = [r["epoch"] for r in rundir.read_metrics(run) if r["ada_rt"] > 0.9]
+    assert warned and err.count("warning: the discriminator is memorising") == 1
+    assert f"over epoch {warned[0]}, augmentation off); try more images" in err
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_data, monkeypatch):
@@ -401,7 +435,7 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(tiny_data, capsys):
     cfg.train.epochs = 4
     train(cfg, resume=run)
     err = capsys.readouterr().err
-    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    warnings = [line for line in err.splitlines() if line.startswith("warning: checkpoint")]  # 40 blobs may also draw the memorising warning
     assert len(warnings) == 1
     assert f"checkpoint '{rundir.checkpoint_dir(run)}/ckpt-15' is damaged" in warnings[0] and "using ckpt-10" in warnings[0]
     assert f"resumed {rundir.checkpoint_dir(run)}/ckpt-10 (epoch 2, step 10)" in err
