@@ -262,16 +262,21 @@ def main() -> None:
     for row in rows:
         cells = [f"{row[k]:.2f}" if k in row else "-" for k in ("ratio_to_tutorial", "ratio_to_tutorial_onednn", "ratio_to_augment")]
         print(f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {cells[0]:>11} {cells[1]:>13} {cells[2]:>10} {row['peak_mib']:>9}")
+    write_report(args.out, repeats=args.repeats, steps=args.steps, rows=rows)
+
+
+def write_report(path: Path, **fields) -> None:
+    """The JSON beside the printed table: the machine and load, then the measurements."""
+    from animegan.distribute import cpu_has_native_bf16
+
     report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
-              "size": SIZE, "batch": BATCH, "repeats": args.repeats, "steps": args.steps, "load_avg": os.getloadavg(), "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+              "size": SIZE, "batch": BATCH, "load_avg": os.getloadavg(), **fields}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {path}")
 
 
 def paired_main(args, precisions: list[str]) -> None:
-    from animegan.distribute import cpu_has_native_bf16
-
     names = args.paired.split(",")
     if len(names) < 2 or set(names) - {"animegan", "animegan+augment", "animegan+ada"} - {n for n in names if n.startswith("study:")}:
         raise SystemExit("--paired takes two or more of animegan, animegan+augment, animegan+ada, study:NAME")
@@ -288,11 +293,7 @@ def paired_main(args, precisions: list[str]) -> None:
     for row in rows:
         quartiles = f"{row['ratio_quartiles'][0]:.3f}-{row['ratio_quartiles'][2]:.3f}" if row["ratio_quartiles"] else "-"
         print(f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_first']:>20.3f} {quartiles:>24}")
-    report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
-              "size": SIZE, "batch": BATCH, "rounds": args.repeats, "steps": args.steps, "load_avg": os.getloadavg(), "paired": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    write_report(args.out, rounds=args.repeats, steps=args.steps, paired=rows)
 
 
 if __name__ == "__main__":
