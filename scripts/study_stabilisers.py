@@ -9,7 +9,7 @@ Each variant is the default config as it was before the study (BEFORE) plus the 
 VARIANTS. The script holds out
 HELD_OUT faces (a seeded choice; the same on every machine for the same folder) and trains on the
 rest; the training and held-out folders are symlink farms under --work. A variant already trained
-to --epochs is only re-scored, a shorter one is resumed: stop the script any time and start it
+to --epochs is only scored (at epochs not scored before), a shorter one is resumed: stop the script any time and start it
 again. Results (SWD, precision/recall/density/coverage, near-duplicates, images/s, the CPU) go to
 --out as JSON after every variant, and a Markdown table is printed; each variant's 8x8 grid at its
 last evaluated epoch is written next to the JSON. Every checkpoint is scored twice: with the EMA
@@ -211,12 +211,15 @@ def main() -> None:
     results.update({"cpu": cpu_name(), "n": args.n, "held_out": HELD_OUT, "train_images": len(list_images(train_dir))})
     for variant in args.variants:
         run = train(variant, ["train.save_every=5", "train.keep_checkpoints=100", *BEFORE, *VARIANTS[variant]], train_dir, runs, args.epochs)
-        entry = results["variants"][variant] = {"scores": {}}
+        # A checkpoint's scores do not change, so those already in the JSON are kept.
+        entry = results["variants"].setdefault(variant, {"scores": {}})
         entry["overrides"] = VARIANTS[variant]
         entry["images_per_s"] = images_per_second(run)
         for epoch in eval_epochs:
             for bn in ("live", "standing"):
-                entry["scores"][f"{epoch}-{bn}"] = score(run, heldout, epoch, args.n, bn)
+                if f"{epoch}-{bn}" not in entry["scores"]:
+                    entry["scores"][f"{epoch}-{bn}"] = score(run, heldout, epoch, args.n, bn)
+                    write_json(args.out, results)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         write_grids(run, max(eval_epochs), args.out.parent / f"{variant}-epoch{max(eval_epochs)}")
         if len(eval_epochs) >= 3:
