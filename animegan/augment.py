@@ -78,7 +78,8 @@ class AdaptiveAugment(tf.Module):
         self.rt = tf.Variable(0.0, trainable=False)  # r_t of the last finished interval
         self.sign_sum = tf.Variable(0.0, trainable=False)  # per-step mean signs of the interval so far
         self.sign_steps = tf.Variable(0.0, trainable=False)
-        self.warned = False  # memorising_warning speaks once a run: its advice does not change from epoch to epoch
+        self.recent: list[tuple[int, float]] = []  # (step, r_t) at recent epoch ends, for memorising_warning
+        self.warned = False
 
     def __call__(self, images, rng):
         """Augment one batch (replica context). Reals and fakes each call this, so both see the same distribution."""
@@ -113,14 +114,27 @@ class AdaptiveAugment(tf.Module):
         return {"augment_p": tf.identity(self.p)} if self.ops else {}
 
     def memorising_warning(self, record: dict) -> str | None:
-        """memorising_warning(), the first time an epoch's record calls for it."""
-        warning = None if self.warned else memorising_warning(self.ops, self.fixed, record)
-        self.warned = self.warned or warning is not None
+        """memorising_advice() once a run (it does not change from epoch to epoch), for r_t over the
+        last MEMORISING_STEPS steps or more, all past the opening steps: an epoch of a small set can be
+        two steps, too few to judge D by. `record` is an epoch's metrics (step, epoch, ada_rt, augment_p)."""
+        if self.warned or "ada_rt" not in record:
+            return None
+        self.recent.append((record["step"], record["ada_rt"]))
+        while len(self.recent) > 2 and self.recent[-1][0] - self.recent[1][0] >= MEMORISING_STEPS:
+            self.recent.pop(0)  # the oldest entry is only where the window starts
+        (start, _), end = self.recent[0], self.recent[-1][0]
+        if start < OPENING_STEPS or end - start < MEMORISING_STEPS:
+            return None
+        rt = sum((b - a) * r for (a, _), (b, r) in zip(self.recent, self.recent[1:])) / (end - start)
+        warning = memorising_advice(self.ops, self.fixed, rt, record.get("augment_p", 0.0), end - start, record["epoch"])
+        self.warned = warning is not None
         return warning
 
 
 SMALL_DATA_SET = 5000  # images: below this a discriminator memorises its training set within a few thousand steps
-MEMORISING_RT = 0.9  # r_t above this for a whole epoch: D calls nearly every training image real
+MEMORISING_RT = 0.9  # r_t above this: D calls nearly every training image real
+MEMORISING_STEPS = 100  # judged over at least this many steps
+OPENING_STEPS = 500  # and not before: in the first tens of steps any D tells G's noise from faces (r_t near 1)
 
 
 def small_data_note(cfg: TrainConfig, images: int, batch_size: int) -> str | None:
@@ -138,13 +152,13 @@ def small_data_note(cfg: TrainConfig, images: int, batch_size: int) -> str | Non
             f"augmentation: {doing}; batch {batch_size}, {images // batch_size} steps per epoch")
 
 
-def memorising_warning(augment: str, fixed_p: float | None, record: dict) -> str | None:
-    """A one-line warning, with what to try, when an epoch's r_t says D has memorised the training
-    images and augmentation can do no more about it: off, at a fixed p, or auto with p at its ceiling.
-    `augment` and `fixed_p` are train.augment and train.augment_p parsed (None for auto)."""
-    rt, p = record.get("ada_rt"), record.get("augment_p", 0.0)
+def memorising_advice(augment: str, fixed_p: float | None, rt: float, p: float, steps: int, epoch: int) -> str | None:
+    """A one-line warning, with what to try, when r_t over the last `steps` steps (to `epoch`) says D
+    has memorised the training images and augmentation can do no more about it: off, at a fixed p,
+    or auto with p at its ceiling. `augment` and `fixed_p` are train.augment and train.augment_p
+    parsed (None for auto); `p` is the strength in use."""
     ops, auto = augment_ops(augment), fixed_p is None
-    if rt is None or rt <= MEMORISING_RT or (ops and auto and p < 0.99):
+    if rt <= MEMORISING_RT or (ops and auto and p < 0.99):
         return None
     tries = ["more images"]
     if not ops or p == 0.0:
@@ -156,4 +170,4 @@ def memorising_warning(augment: str, fixed_p: float | None, record: dict) -> str
     tries.append("an earlier checkpoint (train.eval_every keeps the best)")
     strength = "augmentation off" if not ops or p == 0.0 else f"augmentation at p={p:.2f}"
     return (f"warning: the discriminator is memorising the training images (r_t = E[sign(D(real))] = {rt:.2f} "
-            f"over epoch {record['epoch']}, {strength}); try {', '.join(tries)}")
+            f"over the {steps} steps to epoch {epoch}, {strength}); try {', '.join(tries)}")

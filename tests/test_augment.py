@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from conftest import tiny_config
 
-from animegan.augment import AdaptiveAugment, cutout, diff_augment, memorising_warning, small_data_note, translation
+from animegan.augment import AdaptiveAugment, cutout, diff_augment, memorising_advice, small_data_note, translation
 from animegan.config import TrainConfig, augment_probability
 from animegan.train import build_state, make_train_step
 
@@ -197,20 +197,38 @@ def test_small_data_note_says_what_is_done():
 
 
 @pytest.mark.parametrize(
-    "options, record, advice",
+    "options, rt, p, advice",
     [
-        ({"augment": ""}, {"ada_rt": 0.95}, "augmentation off); try more images, --set train.augment=translation,cutout --set train.augment_p=auto"),
-        ({"augment_p": "0.5"}, {"ada_rt": 0.95, "augment_p": 0.5}, "p=0.50); try more images, --set train.augment_p=auto, --set train.augment=translation,cutout,color"),
-        ({"augment_p": "auto"}, {"ada_rt": 0.95, "augment_p": 1.0}, "p=1.00); try more images, --set train.augment=translation,cutout,color, an earlier"),
-        ({"augment_p": "auto"}, {"ada_rt": 0.95, "augment_p": 0.7}, None),  # p can still rise
-        ({"augment": ""}, {"ada_rt": 0.85}, None),
+        ({"augment": ""}, 0.95, 0.0, "augmentation off); try more images, --set train.augment=translation,cutout --set train.augment_p=auto"),
+        ({"augment_p": "0.5"}, 0.95, 0.5, "p=0.50); try more images, --set train.augment_p=auto, --set train.augment=translation,cutout,color"),
+        ({"augment_p": "auto"}, 0.95, 1.0, "p=1.00); try more images, --set train.augment=translation,cutout,color, an earlier"),
+        ({"augment_p": "auto"}, 0.95, 0.7, None),  # p can still rise
+        ({"augment": ""}, 0.85, 0.0, None),
     ],
 )
-def test_memorising_warning(options, record, advice):
+def test_memorising_advice(options, rt, p, advice):
     cfg = TrainConfig(**options)
-    warning = memorising_warning(cfg.augment, augment_probability(cfg.augment_p), {"epoch": 7, **record})
+    warning = memorising_advice(cfg.augment, augment_probability(cfg.augment_p), rt, p, 120, 7)
     if advice is None:
         assert warning is None
     else:
-        assert warning.startswith("warning: the discriminator is memorising the training images (r_t = E[sign(D(real))] = 0.95 over epoch 7, ")
+        assert warning.startswith("warning: the discriminator is memorising the training images (r_t = E[sign(D(real))] = 0.95 over the 120 steps to epoch 7, ")
         assert advice in warning and "\n" not in warning
+
+
+def epochs_of(augment: AdaptiveAugment, rts: list[float], steps_per_epoch: int, first_step: int = 0) -> list:
+    """memorising_warning's answer after each epoch with these r_t (augmentation off)."""
+    return [augment.memorising_warning({"epoch": i + 1, "step": first_step + (i + 1) * steps_per_epoch, "ada_rt": rt})
+            for i, rt in enumerate(rts)]
+
+
+def test_memorising_is_judged_over_enough_steps_past_the_opening_and_said_once():
+    # The opening: r_t near 1 while G draws noise, however long it lasts in epochs.
+    assert epochs_of(adaptive(augment=""), [1.0] * 20, 20) == [None] * 20
+    # Two-step epochs of a small set: one sure epoch among unsure ones is not enough.
+    spiky = epochs_of(adaptive(augment=""), [0.2, 0.2, 1.0] * 40, 2, first_step=600)
+    assert spiky == [None] * 120
+    # Sure for 100 steps and more: one warning, then silence.
+    sure = epochs_of(adaptive(augment=""), [0.95] * 120, 2, first_step=600)
+    assert [i for i, w in enumerate(sure) if w] == [50]  # the first 100 steps after the baseline epoch
+    assert "over the 100 steps to epoch 51" in sure[50]
