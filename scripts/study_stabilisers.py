@@ -56,6 +56,9 @@ VARIANTS = {
     "color": ["train.augment=translation,cutout,color"],
     "ema-short": ["train.ema_rampup=0.02"],
     "mbstd-sn": ["model.d_mbstd=4", "model.d_spectral_norm=true"],
+    "mbstd-r1": ["model.d_mbstd=4", "train.r1_gamma=1.0"],
+    "mbstd-ada": ["model.d_mbstd=4", "train.augment_p=auto"],
+    "mbstd-ttur": ["model.d_mbstd=4", "train.g_lr=0.0001", "train.d_lr=0.0004"],
 }
 
 
