@@ -21,6 +21,7 @@ from animegan.augment import AdaptiveAugment, small_data_note
 from animegan.config import Config
 from animegan.data import epoch_dataset, load_images
 from animegan.distribute import choose_precision, choose_strategy, choose_xla, describe_device, is_chief, setup_devices
+from animegan.ema import ema_beta, standing_batchnorm_stats, update_ema
 from animegan.errors import UserError
 from animegan.images import make_grid, to_uint8, write_png
 from animegan.losses import LOSSES, r1_penalty
@@ -29,7 +30,6 @@ from animegan.models import build_discriminator, build_generator
 SAMPLE_GRID = 64  # images in each epoch's sample grid (8x8)
 EVAL_IMAGES = 2000  # images per set for the metrics run every train.eval_every epochs
 FETCH_EVERY = 10  # steps between reading losses back from the device (each read is a sync)
-STANDING_STATS_BATCH = 1024  # noise vectors for the EMA generator's own BatchNorm statistics
 
 
 def log(message: str) -> None:
@@ -89,17 +89,6 @@ def build_state(cfg: Config, precision: str) -> TrainState:
         fixed_noise=tf.Variable(noise, trainable=False),
         dropout_seeds=[layer.seed_generator.state for layer in discriminator.layers if hasattr(layer, "seed_generator")],
     )
-
-
-def ema_beta(cfg: Config, step, batch_size: int):
-    """EMA decay for this step. The half-life, in images, ramps up with the images seen (as in
-    StyleGAN2-ADA), so early samples average a short, recent window instead of the gray mush a
-    fixed 0.999 gives while the average still remembers the random initialisation."""
-    half_life = batch_size * math.log(0.5) / math.log(cfg.train.ema_decay)
-    if cfg.train.ema_rampup > 0:
-        seen = tf.cast(step + 1, tf.float32) * batch_size
-        half_life = tf.minimum(half_life, seen * cfg.train.ema_rampup)
-    return tf.pow(0.5, batch_size / tf.maximum(tf.cast(half_life, tf.float32), 1e-8))
 
 
 def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Strategy, global_batch: int, xla: bool):
@@ -163,7 +152,7 @@ def make_train_step(cfg: Config, state: TrainState, strategy: tf.distribute.Stra
         stats = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
         stats.update(state.augment.update(stats["ada_rt"], global_batch))
         if state.ema_generator is not state.generator:
-            update_ema(state, ema_beta(cfg, state.step, global_batch))
+            update_ema(state.ema_generator, state.generator, ema_beta(cfg, state.step, global_batch))
         state.step.assign_add(1)
         return stats
 
@@ -183,40 +172,9 @@ def overflow_everywhere(grads: list) -> list:
     return [tf.where(overflowed > 0, tf.constant(float("nan"), g.dtype), g) for g in grads]
 
 
-def update_ema(state: TrainState, beta) -> None:
-    """Average the trainable weights; copy BatchNorm's moving statistics from the live generator,
-    since they describe activations, not parameters (StyleGAN2-ADA does the same with buffers)."""
-    for ema, live in zip(state.ema_generator.trainable_variables, state.generator.trainable_variables):
-        ema.assign(live + tf.cast(beta, live.dtype) * (ema - live))
-    for ema, live in zip(state.ema_generator.non_trainable_variables, state.generator.non_trainable_variables):
-        ema.assign(live)
-
-
 def mean(sums: dict, key: str) -> float:
     """The average of one stat summed by EpochLoop.fetch."""
     return sums[key] / sums[f"{key}_n"]
-
-
-def standing_batchnorm_stats(generator: keras.Model, seed: int) -> None:
-    """Give the EMA generator BatchNorm statistics of its own activations ("standing statistics", as
-    in BigGAN), measured on one large batch of fixed noise.
-
-    update_ema copies the live generator's moving statistics, which describe the live weights'
-    activations, not the averaged weights': on the default config at 10 epochs the EMA generator with
-    them drew 40% near-duplicate faces, with its own statistics 7%. Training never reads these
-    statistics (it normalises with batch statistics) and the next step's update_ema overwrites them,
-    so this changes what samples and checkpoints show, not the run: exact resume still holds.
-    """
-    norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    noise = np.random.default_rng([seed, 1]).standard_normal((STANDING_STATS_BATCH, generator.input_shape[-1])).astype(np.float32)
-    momenta = [layer.momentum for layer in norms]
-    try:
-        for layer in norms:
-            layer.momentum = 0.0  # the moving statistics become this one batch's
-        generator(noise, training=True)
-    finally:
-        for layer, momentum in zip(norms, momenta):
-            layer.momentum = momentum
 
 
 class GracefulStop:

@@ -132,7 +132,7 @@ def scored_generator(run: Path, epoch: int, bn: str):
     (train.ema_bn: standing): that changes no training step, so every variant is scored both ways
     from the same checkpoint."""
     from animegan.rundir import load_generator
-    from animegan.train import standing_batchnorm_stats
+    from animegan.ema import standing_batchnorm_stats
 
     generator, cfg, _ = load_generator(run, str(epoch))
     if bn == "standing":
@@ -156,7 +156,7 @@ def write_grids(run: Path, epoch: int, stem: Path) -> None:
     from animegan.images import make_grid, to_uint8, write_png
     from animegan.rundir import load_generator
     from animegan.sample import draw_noise
-    from animegan.train import standing_batchnorm_stats
+    from animegan.ema import standing_batchnorm_stats
 
     generator, cfg, _ = load_generator(run, str(epoch))
     noise = draw_noise(64, generator.input_shape[-1], 0)
