@@ -68,7 +68,7 @@ class TrainConfig:
     r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real images; 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (StyleGAN2's lazy regularisation)
     augment: str = "translation,cutout"  # DiffAugment ops, comma-separated; "" = none
-    augment_p: str = "1"  # chance that each op applies to each image: a number in [0, 1], or auto (ADA's adaptive p)
+    augment_p: str = "auto"  # chance that each op applies to each image: a number in [0, 1], or auto (ADA's adaptive p)
     ada_target: float = 0.6  # auto: the E[sign(D(real))] that p steers the discriminator towards
     ada_kimg: float = 100.0  # auto: thousands of images p takes to move from 0 to 1 (ADA's speed)
     ada_interval: int = 4  # auto: steps between adjustments of p
