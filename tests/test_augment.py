@@ -105,7 +105,7 @@ class RecordingDiscriminator:
 
 @pytest.mark.parametrize("augment", ["cutout", ""])
 def test_the_train_step_augments_real_and_fake_images_alike(tmp_path, augment):
-    cfg = tiny_config(tmp_path, augment=augment, ema_decay=0.0)
+    cfg = tiny_config(tmp_path, augment=augment, augment_p="1", ema_decay=0.0)
     state = build_state(cfg, "float32")
     state.discriminator = seen = RecordingDiscriminator(state.discriminator, 8)
     step = make_train_step(cfg, state, tf.distribute.get_strategy(), 8, xla=False)
