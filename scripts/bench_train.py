@@ -13,8 +13,8 @@ default; "tutorial+onednn" is the same loop with TF_ENABLE_ONEDNN_OPTS=1, the se
 makes (TensorFlow turns oneDNN on by itself only on AVX-512-class CPUs), so the table separates
 what that switch gives from what the rest of animegan gives. "animegan" is the real training
 step and input pipeline (uint8 data set, index-batch gather, DiffAugment off so both do the same
-maths) with the default config's models; "animegan+augment" adds the default DiffAugment (every op
-on every image) and "animegan+ada" the same ops at an adaptive strength (train.augment_p: auto:
+maths) with the default config's models; "animegan+augment" adds the default DiffAugment ops on
+every image (train.augment_p: 1) and "animegan+ada" the same ops at an adaptive strength (train.augment_p: auto:
 per-image masks and the p update), whose cost does not depend on p's value. "animegan train" runs
 the whole `train()` for 2 epochs and reports the second epoch's images/s including sampling and
 checkpointing.
@@ -147,7 +147,7 @@ def animegan_config(variant: str) -> tuple[str, tuple]:
         from study_stabilisers import BEFORE, VARIANTS as STUDY
 
         return Config().train.augment, tuple(BEFORE + STUDY[variant[len("study:"):]])
-    return Config().train.augment, ("train.augment_p=auto",) if variant == "animegan+ada" else ()
+    return Config().train.augment, ("train.augment_p=auto",) if variant == "animegan+ada" else ("train.augment_p=1",)
 
 
 def paired_rates(images, precision: str, variants: list[str], warmup: int, steps: int, rounds: int) -> list[list[float]]:

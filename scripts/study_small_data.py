@@ -39,7 +39,7 @@ BATCH = 128  # the default config's: each run's epochs are counted from it
 BASE = ["model.d_mbstd=4", "train.ema_bn=standing"]
 VARIANTS = {
     "none": ["train.augment="],
-    "fixed": ["train.augment=translation,cutout"],
+    "fixed": ["train.augment=translation,cutout", "train.augment_p=1"],
     "ada": ["train.augment=translation,cutout", "train.augment_p=auto"],
 }
 AS_SAVED = "live"  # score the EMA generator with the BatchNorm statistics its checkpoint holds (standing, from BASE)

@@ -38,9 +38,9 @@ SEED = 0
 METRICS = ["swd", "prdc", "diversity"]
 
 # The default config as it was before this study (no minibatch stddev, the live generator's BatchNorm
-# statistics in the EMA generator): every variant starts from it, so the study stays the same study
-# whatever the default becomes. Keys are config keys (--set).
-BEFORE = ["model.d_mbstd=0", "train.ema_bn=live"]
+# statistics in the EMA generator, DiffAugment on every image): every variant starts from it, so the
+# study stays the same study whatever the default becomes. Keys are config keys (--set).
+BEFORE = ["model.d_mbstd=0", "train.ema_bn=live", "train.augment_p=1"]
 
 # Each stabiliser alone, then combinations of the ones that help.
 VARIANTS = {
