@@ -59,6 +59,7 @@ VARIANTS = {
     "mbstd-r1": ["model.d_mbstd=4", "train.r1_gamma=1.0"],
     "mbstd-ada": ["model.d_mbstd=4", "train.augment_p=auto"],
     "mbstd-ttur": ["model.d_mbstd=4", "train.g_lr=0.0001", "train.d_lr=0.0004"],
+    "mbstd-ada-ttur": ["model.d_mbstd=4", "train.augment_p=auto", "train.g_lr=0.0001", "train.d_lr=0.0004"],
     # mbstd-ada's run copied at epoch 25 (its checkpoints to 25) and resumed with a lower target:
     # by then r_t had passed 0.3, so p rises and holds D there.
     "mbstd-ada-t03": ["model.d_mbstd=4", "train.augment_p=auto", "train.ada_target=0.3"],
