@@ -3,18 +3,18 @@ the same faces, then its EMA generator is scored against faces kept out of train
 
     animegan preprocess ../shared/data/anime-faces-64 face/           # once: 18,669 faces, 56x56 gray
     python scripts/study_stabilisers.py --faces face/ --epochs 10 baseline mbstd r1 sn hinge
-    python scripts/study_stabilisers.py --faces face/ --epochs 20 --eval-epochs 10,20 combo
+    python scripts/study_stabilisers.py --faces face/ --epochs 50 --eval-epochs 10,20,30,40,50 mbstd-ada
 
 Each variant is the default config as it was before the study (BEFORE) plus the --set overrides in
-VARIANTS. The script holds out
-HELD_OUT faces (a seeded choice; the same on every machine for the same folder) and trains on the
-rest; the training and held-out folders are symlink farms under --work. A variant already trained
-to --epochs is only scored (at epochs not scored before), a shorter one is resumed: stop the script any time and start it
-again. Results (SWD, precision/recall/density/coverage, near-duplicates, images/s, the CPU) go to
---out as JSON after every variant, and a Markdown table is printed; each variant's 8x8 grid at its
-last evaluated epoch is written next to the JSON. Every checkpoint is scored twice: with the EMA
-generator's BatchNorm statistics as training left them, and with standing statistics
-(train.ema_bn: standing), which changes no training step.
+VARIANTS. The script holds out HELD_OUT faces (a seeded choice; the same on every machine for the
+same folder) and trains on the rest; the training and held-out folders are symlink farms under
+--work. A variant already trained to --epochs is only scored, at the epochs not scored before (a
+checkpoint's scores do not change); a shorter one is resumed: stop the script any time and start
+it again. Results (SWD, precision/recall/density/coverage, near-duplicates, images/s, the CPU) go
+to --out as JSON after every score, and a Markdown table is printed after every variant; each
+variant's 8x8 grid at its last evaluated epoch is written next to the JSON. Every checkpoint is
+scored twice: with the EMA generator's BatchNorm statistics as training left them, and with
+standing statistics (train.ema_bn: standing), which changes no training step.
 """
 
 from __future__ import annotations
