@@ -128,6 +128,7 @@ def augment_probability(text: str) -> float | None:
         raise ValueError(text)
     return p
 
+
 # (low, high) inclusive; None = unbounded on that side.
 RANGES = {
     "data.size": (16, 512),
