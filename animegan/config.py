@@ -44,6 +44,7 @@ class ModelConfig:
     noise_dim: int = 160
     g_width: int = 256  # channels after the generator's dense layer; halved by each upsampling
     g_kernel: int = 5
+    g_upsample: str = "transpose"  # how G doubles its size: transpose (stride-2 transposed conv) | resize (nearest, then conv)
     d_widths: list = field(default_factory=lambda: [64, 128])  # one stride-2 conv per entry
     d_kernel: int = 5
     d_dropout: float = 0.0
@@ -81,7 +82,7 @@ class TrainConfig:
     sample_every: int = 1  # epochs between sample grids
     eval_every: int = 0  # epochs between cheap metric runs (0 = never)
     eval_metric: str = "swd"  # scored every eval_every epochs; its best checkpoint is kept in checkpoints/best/
-    eval_diversity: bool = True  # also log precision/recall, density/coverage and near-duplicates at each evaluation
+    eval_diversity: bool = True  # also log precision/recall, density/coverage, fd, near-duplicates and the spectrum at each evaluation
     runs_dir: str = "runs"
     name: Union[str, None] = None  # run folder name; default: <config name>-<counter>
 
@@ -106,9 +107,10 @@ CHOICES = {
     "train.precision": ("auto", "float32", "mixed_float16", "mixed_bfloat16"),
     "train.xla": ("auto", "on", "off"),
     "train.strategy": ("auto", "default", "mirrored", "multiworker"),
-    "train.eval_metric": ("swd", "fid", "kid"),
+    "train.eval_metric": ("swd", "fid", "kid", "fd", "spectrum"),
     "train.loss": ("bce", "hinge"),
     "train.ema_bn": ("live", "standing"),
+    "model.g_upsample": ("transpose", "resize"),
     "data.channels": (1, 3),
 }
 AUGMENT_OPS = ("translation", "cutout", "color")
@@ -386,6 +388,7 @@ BEFORE_THE_KEY_EXISTED = {
     "model.leaky_slope": 0.3,
     "model.d_mbstd": 0,
     "model.d_spectral_norm": False,
+    "model.g_upsample": "transpose",
     "train.loss": "bce",
     "train.r1_gamma": 0.0,
     "train.ema_bn": "live",

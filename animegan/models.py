@@ -39,12 +39,25 @@ def build_generator(model: ModelConfig, size: int, channels: int, sync_batchnorm
     net.add(layers.LeakyReLU(model.leaky_slope))
     for _ in range(doublings - 1):
         width = max(width // 2, 1)
-        net.add(layers.Conv2DTranspose(width, model.g_kernel, strides=2, padding="same", use_bias=False))
+        for layer in upsampling(model, width, use_bias=False):
+            net.add(layer)
         net.add(layers.BatchNormalization(synchronized=sync_batchnorm))
         net.add(layers.LeakyReLU(model.leaky_slope))
-    net.add(layers.Conv2DTranspose(channels, model.g_kernel, strides=2, padding="same"))
+    for layer in upsampling(model, channels, use_bias=True):
+        net.add(layer)
     net.add(layers.Activation("tanh", dtype="float32"))
     return net
+
+
+def upsampling(model: ModelConfig, width: int, use_bias: bool) -> list[keras.layers.Layer]:
+    """One doubling of the image size: the recipe's stride-2 transposed convolution, or (g_upsample:
+    resize) a nearest-neighbour resize and a convolution. A stride-2 transposed convolution whose
+    kernel the stride does not divide gives neighbouring pixels unequal numbers of taps, a
+    checkerboard the generator must learn to cancel (Odena et al. 2016); a resize gives every output
+    pixel the same taps."""
+    if model.g_upsample == "transpose":
+        return [layers.Conv2DTranspose(width, model.g_kernel, strides=2, padding="same", use_bias=use_bias)]
+    return [layers.UpSampling2D(2, interpolation="nearest"), layers.Conv2D(width, model.g_kernel, padding="same", use_bias=use_bias)]
 
 
 class ReplicaDropout(layers.Dropout):

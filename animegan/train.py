@@ -437,15 +437,15 @@ class EpochLoop:
 
 
 class Evaluator:
-    """Scores the EMA generator with train.eval_metric (and, with train.eval_diversity, prdc and
-    diversity) every train.eval_every epochs, and keeps the checkpoint with the best eval_metric so far
+    """Scores the EMA generator with train.eval_metric (and, with train.eval_diversity, prdc, fd,
+    diversity and spectrum) every train.eval_every epochs, and keeps the checkpoint with the best eval_metric so far
     in checkpoints/best/ (lower is better for every metric eval_metric may name)."""
 
     def __init__(self, cfg: Config, images: np.ndarray, run: Path):
         from animegan.metrics import compute_real_features
 
         self.metric = cfg.train.eval_metric
-        self.metrics = [self.metric] + (["prdc", "diversity"] if cfg.train.eval_diversity else [])
+        self.metrics = [self.metric] + (["prdc", "fd", "diversity", "spectrum"] if cfg.train.eval_diversity else [])
         self.n = min(EVAL_IMAGES, len(images))
         self.seed = cfg.train.seed
         self.inception = None

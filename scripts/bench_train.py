@@ -2,7 +2,7 @@
 
     python scripts/bench_train.py                 # float32 + every precision this CPU runs natively
     python scripts/bench_train.py --precisions float32,mixed_bfloat16 --repeats 5
-    python scripts/bench_train.py --study baseline,r1,sn --steps 32   # stabilisers' cost (scripts/study_stabilisers.py)
+    python scripts/bench_train.py --study study:r1,texture:resize --steps 32   # study variants' cost (scripts/studylib.py)
     python scripts/bench_train.py --paired animegan+augment,animegan+ada --repeats 20   # adaptive p's cost
 
 Each measurement runs in a fresh child process (so peak memory, VmHWM, belongs to that variant
@@ -143,10 +143,10 @@ def animegan_config(variant: str) -> tuple[str, tuple]:
 
     if variant == "animegan":
         return "", ()
-    if variant.startswith("study:"):
-        from study_stabilisers import BEFORE, VARIANTS as STUDY
+    if variant.startswith(("study:", "texture:")):
+        from studylib import variant_overrides
 
-        return Config().train.augment, tuple(BEFORE + STUDY[variant[len("study:"):]])
+        return Config().train.augment, tuple(variant_overrides(variant))
     return Config().train.augment, ("train.augment_p=auto",) if variant == "animegan+ada" else ("train.augment_p=1",)
 
 
@@ -218,7 +218,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--no-train", action="store_true", help="skip the whole-epoch `animegan train` measurement")
     parser.add_argument("--variants", help=f"comma list of {', '.join(VARIANTS)} (default: all)")
-    parser.add_argument("--study", help="comma list of scripts/study_stabilisers.py variants to time instead (default step + their overrides)")
+    parser.add_argument("--study", help="comma list of study variants to time instead, study:NAME (stabilisers) or texture:NAME (scripts/studylib.py)")
     parser.add_argument("--paired", help="comma list of animegan step variants to time in one process, alternating (see above)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "train.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -238,7 +238,7 @@ def main() -> None:
         parser.error(f"unknown variant in --variants; choose from {', '.join(VARIANTS)}")
     tutorials = [(v, "float32") for v in chosen if v.startswith("tutorial")]
     if args.study:
-        variants = tutorials + [(f"study:{name}", p) for name in args.study.split(",") for p in precisions]
+        variants = tutorials + [(name, p) for name in args.study.split(",") for p in precisions]
     else:
         variants = tutorials + [(v, p) for v in chosen if not v.startswith("tutorial") for p in precisions]
     results = {v: [] for v in variants}
@@ -278,8 +278,9 @@ def write_report(path: Path, **fields) -> None:
 
 def paired_main(args, precisions: list[str]) -> None:
     names = args.paired.split(",")
-    if len(names) < 2 or set(names) - {"animegan", "animegan+augment", "animegan+ada"} - {n for n in names if n.startswith("study:")}:
-        raise SystemExit("--paired takes two or more of animegan, animegan+augment, animegan+ada, study:NAME")
+    studies = {n for n in names if n.startswith(("study:", "texture:"))}
+    if len(names) < 2 or set(names) - {"animegan", "animegan+augment", "animegan+ada"} - studies:
+        raise SystemExit("--paired takes two or more of animegan, animegan+augment, animegan+ada, study:NAME, texture:NAME")
     rows = []
     for precision in precisions:
         rounds = run_child(f"paired:{args.paired}:{args.repeats}", precision, args.warmup, args.steps)["rounds"]

@@ -4,7 +4,7 @@ images; scored against faces kept out of every subset, and checked for copying.
 
     nice -n 10 python scripts/study_small_data.py --faces ../main/face 1000 300 3000 16669
 
-The held-out faces are study_stabilisers.py's (HELD_OUT seeded faces); the subsets are drawn from
+The held-out faces are studylib's (HELD_OUT seeded faces); the subsets are drawn from
 the rest with another seed and are nested (the 300 are the first 300 of the 1,000, ...; 16669 is
 all of them). Each (subset, variant) run trains for about --images images at the default config's
 batch size, in --work/runs/<subset>-<variant>, as a child `animegan train` process, and is scored
@@ -12,7 +12,7 @@ half-way and at the end (scores already in --out are kept). A finished run is le
 shorter one is resumed: stop the script any time and start it again.
 
 Scores: SWD, precision/recall/density/coverage and the within-set diversity figures ("swd,prdc,
-diversity", study_stabilisers.score) on --n samples against --n held-out faces; and copying: each
+diversity", studylib.score) on --n samples against --n held-out faces; and copying: each
 sample's RMS pixel distance (in [0, 1]) to its nearest training image, against the same for the
 held-out faces. A generator that copies its training images sits closer to them than unseen real
 faces do (train_nn_ratio below 1, copies above 0.01). Results go to --out as JSON after every
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from study_stabilisers import ROOT, SEED, cpu_name, held_out_split, images_per_second, link_farm, score, scored_generator, train, write_json  # noqa: E402
+from studylib import ROOT, SEED, cpu_name, held_out_split, images_per_second, link_farm, score, scored_generator, train, write_json  # noqa: E402
 
 BATCH = 128  # the default config's: each run's epochs are counted from it
 # The default config when this study ran (minibatch stddev in D, the EMA generator's own BatchNorm
@@ -42,6 +42,7 @@ VARIANTS = {
     "fixed": ["train.augment=translation,cutout", "train.augment_p=1"],
     "ada": ["train.augment=translation,cutout", "train.augment_p=auto"],
 }
+METRICS = ["swd", "prdc", "diversity"]
 AS_SAVED = "live"  # score the EMA generator with the BatchNorm statistics its checkpoint holds (standing, from BASE)
 COPY_QUANTILE = 0.01  # a "copy" is closer to a training image than 99% of held-out faces are
 
@@ -59,18 +60,10 @@ def half_way(images: int, subset: int) -> int:
     return math.ceil(images / 2 / ((subset // BATCH) * BATCH))
 
 
-def nearest_distances(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Each image's RMS pixel distance, in [0, 1], to its nearest image in `reference`."""
-    from animegan.metrics.prdc import pairwise_distances
-
-    a = images.reshape(len(images), -1).astype(np.float32) / 255.0
-    b = reference.reshape(len(reference), -1).astype(np.float32) / 255.0
-    return pairwise_distances(a, b).min(axis=1) / np.sqrt(a.shape[1])
-
-
 def copying(run: Path, epoch: int, train_dir: Path, heldout: Path, n: int) -> dict:
     """How close samples sit to the training images, against how close unseen real faces sit."""
     from animegan.data import load_images
+    from animegan.metrics.diversity import nearest_distances
     from animegan.metrics.evaluate import generate_images
 
     generator, cfg = scored_generator(run, epoch, AS_SAVED)
@@ -144,7 +137,7 @@ def main() -> None:
                 run = train(name, [*extra, *overrides], subsets[subset], args.work / "runs", epochs)
                 if str(epochs) not in entry["scores"] and epochs in checkpoint_epochs(run):  # a finished run is not scored twice
                     entry["scores"][str(epochs)] = {"epoch": epochs, "images": epochs * (subset // BATCH) * BATCH,
-                                                    **adaptive_state(run, epochs), **score(run, heldout, epochs, args.n, AS_SAVED),
+                                                    **adaptive_state(run, epochs), **score(run, heldout, epochs, args.n, AS_SAVED, METRICS),
                                                     **copying(run, epochs, subsets[subset], heldout, args.n)}
                     write_json(args.out, results)
             entry["images_per_s"] = images_per_second(run)

@@ -19,10 +19,21 @@ from animegan.metrics.prdc import pairwise_distances
 DUPLICATE_QUANTILE = 0.01  # a "near-duplicate" is closer than this share of real nearest neighbours
 
 
+def rms_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) RMS pixel distances, in [0, 1], between two sets of uint8 images."""
+    a_pixels = a.reshape(len(a), -1).astype(np.float32) / 255.0
+    b_pixels = b.reshape(len(b), -1).astype(np.float32) / 255.0
+    return pairwise_distances(a_pixels, b_pixels) / np.sqrt(a_pixels.shape[1])
+
+
+def nearest_distances(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Each image's RMS pixel distance to its nearest image in another set (a training set, say)."""
+    return rms_distances(images, reference).min(axis=1)
+
+
 def pixel_summary(images: np.ndarray) -> dict[str, np.ndarray]:
     """{'nn': each image's RMS distance to its nearest other image, 'spread': the mean over all pairs}."""
-    pixels = images.reshape(len(images), -1).astype(np.float32) / 255.0
-    distances = pairwise_distances(pixels, pixels) / np.sqrt(pixels.shape[1])
+    distances = rms_distances(images, images)
     spread = distances.sum() / (len(images) * (len(images) - 1))  # the diagonal is 0: all distinct pairs
     np.fill_diagonal(distances, np.inf)
     return {"nn": distances.min(axis=1), "spread": np.array(spread, dtype=np.float32)}

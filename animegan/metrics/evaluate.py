@@ -24,7 +24,7 @@ from animegan.data import CACHE_DIR, find_images, fingerprint, load_images
 from animegan.errors import UserError
 from animegan.files import atomic_path
 from animegan.images import to_uint8
-from animegan.metrics import METRICS, Features, diversity, embedding, inception, swd
+from animegan.metrics import METRICS, Features, diversity, embedding, inception, spectrum, swd
 from animegan.rundir import append_metrics, find_run, load_generator, read_metrics
 from animegan.sample import draw_noise, generate, trace_generator
 
@@ -58,6 +58,8 @@ def feature_extractors(
         extractors["swd"] = FeatureExtractor(swd.SETTINGS, partial(swd.swd_features, show_progress=show_progress))
     if "pixels" in kinds:
         extractors["pixels"] = FeatureExtractor("pixels", diversity.pixel_summary)
+    if "spectrum" in kinds:
+        extractors["spectrum"] = FeatureExtractor(spectrum.SETTINGS, spectrum.radial_power)
     use_inception = "inception" in kinds or ("embedding" in kinds and (inception_model is not None or inception_weights is not None))
     if use_inception:
         model = inception_model if inception_model is not None else inception.load_inception(inception_weights)
@@ -150,6 +152,15 @@ def cached_real_features(
             features[kind] = extractor.extract(images)
             write_cache(cache, features[kind])
     return features
+
+
+def score_generator(generator, real: Path, size: int, channels: int, metric_names: str | Iterable[str], n: int, seed: int = 0) -> dict[str, float]:
+    """n images of `generator` against the first n of the folder `real` (features cached there); writes
+    nothing in any run. For studies that score many checkpoints against one held-out set."""
+    names = parse_metric_names(metric_names)
+    extractors = feature_extractors(names)
+    real_features = cached_real_features(Path(real), size, channels, n, extractors, show_progress=False)
+    return score(names, real_features, extract_all(extractors, generate_images(generator, n, seed)))
 
 
 def evaluate_run(

@@ -117,19 +117,24 @@ def mean_and_covariance(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fid_score(real: dict[str, np.ndarray], fake: dict[str, np.ndarray]) -> dict[str, float]:
-    """{'fid': Fréchet distance between Gaussians fitted to the two sets' features}; lower is closer.
+    """{'fid': Fréchet distance between Gaussians fitted to the two sets' Inception features}; lower is closer."""
+    return {"fid": frechet_of_sets(real["pool"], fake["pool"])}
+
+
+def frechet_of_sets(real_features: np.ndarray, fake_features: np.ndarray) -> float:
+    """The Fréchet distance between Gaussians fitted to two sets of feature vectors.
 
     With fewer images than features, both covariances and the difference of the means lie in a
     subspace of at most (images + 1) dimensions. The distance is the same measured inside it, in an
     orthonormal basis, and that is far cheaper than eigendecompositions of 2048 x 2048 matrices.
     """
-    real_features, fake_features = real["pool"].astype(np.float64), fake["pool"].astype(np.float64)
+    real_features, fake_features = real_features.astype(np.float64), fake_features.astype(np.float64)
     if len(real_features) + len(fake_features) < real_features.shape[1]:
         spanning = [real_features - real_features.mean(axis=0), fake_features - fake_features.mean(axis=0)]
         spanning.append([real_features.mean(axis=0) - fake_features.mean(axis=0)])
         basis, _ = np.linalg.qr(np.concatenate(spanning).T)
         real_features, fake_features = real_features @ basis, fake_features @ basis
-    return {"fid": frechet_distance(*mean_and_covariance(real_features), *mean_and_covariance(fake_features))}
+    return frechet_distance(*mean_and_covariance(real_features), *mean_and_covariance(fake_features))
 
 
 def kernel_sum(a: np.ndarray, b: np.ndarray) -> float:
