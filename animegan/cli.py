@@ -24,7 +24,7 @@ Examples:
   animegan train --epochs 500               train on face/ (see configs/default.yaml)
   animegan train --config demo --epochs 5   a quick CPU run that shows faces forming
   animegan sample --n 16                    a 4x4 grid from the newest run
-  animegan evaluate --real face/            SWD (and FID/KID) of the newest run
+  animegan evaluate --real face/            SWD, precision/recall, near-duplicates of the newest run
   animegan plot runs/default-001            redraw losses.png and quality.png
   animegan export runs/default-001 --format tflite --out g.tflite
   animegan config show --set train.g_lr=1e-4

@@ -41,7 +41,7 @@ def standing_batchnorm_stats(generator: keras.Model, seed: int) -> None:
 
     update_ema copies the live generator's moving statistics, which describe the live weights'
     activations, not the averaged weights': on the default config at 10 epochs the EMA generator with
-    them drew 40% near-duplicate faces, with its own statistics 7%. Training never reads these
+    them drew 40% near-duplicate faces, with its own statistics 6%. Training never reads these
     statistics (it normalises with batch statistics) and the next step's update_ema overwrites them,
     so this changes what samples and checkpoints show, not the run: exact resume still holds.
     """

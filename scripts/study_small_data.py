@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200_000, help="images each run trains for (scored half-way too)")
     parser.add_argument("--seed", type=int, default=0, help="train.seed: another seed repeats a run to show the spread between seeds")
     parser.add_argument("--n", type=int, default=2000, help="samples and held-out faces per score")
-    parser.add_argument("--out", type=Path, default=ROOT / "data" / "study-small-data" / "results.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "quality" / "small-data" / "results.json")
     args = parser.parse_args()
     variants = [v.strip() for v in args.variants.split(",")]
     unknown = sorted(set(variants) - set(VARIANTS))

@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--eval-epochs", default=None, help="comma list (default: --epochs)")
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--out", type=Path, default=studylib.ROOT / "data" / "study-stabilisers" / "results.json")
+    parser.add_argument("--out", type=Path, default=studylib.ROOT / "docs" / "quality" / "stabilisers" / "results.json")
     args = parser.parse_args()
     eval_epochs = [int(e) for e in (args.eval_epochs or str(args.epochs)).split(",")]
 
