@@ -52,8 +52,9 @@ STABILISER_VARIANTS = {
 
 # The texture study (study_texture.py): the default config as it was when that study began
 # (minibatch stddev, standing statistics, adaptive augmentation) plus each variant's --set items.
-TEXTURE_BASE = ["model.g_upsample=transpose", "model.g_kernel=5", "model.d_widths=[64,128]", "train.g_lr=0.0002",
-                "train.d_lr=0.0002", "train.ema_rampup=0.05", "train.r1_gamma=0"]
+TEXTURE_BASE = ["model.g_upsample=transpose", "model.g_kernel=5", "model.d_widths=[64,128]", "model.d_kernel=5",
+                "model.d_mbstd=4", "train.g_lr=0.0002", "train.d_lr=0.0002", "train.ema_rampup=0.05",
+                "train.ema_bn=standing", "train.r1_gamma=0", "train.augment_p=auto"]
 TEXTURE_VARIANTS = {
     "default": [],
     "resize": ["model.g_upsample=resize", "model.g_kernel=3"],
@@ -64,6 +65,11 @@ TEXTURE_VARIANTS = {
     "r1": ["train.r1_gamma=1.0"],
     "float32": ["train.precision=float32"],
     "d-wide": ["model.d_widths=[96,192]"],
+    "translate": ["train.augment=translation", "train.augment_p=1"],
+    # A deeper D (its minibatch-stddev feature then sees 7x7 maps: shapes, not pixels), paid for by G's
+    # kernel 4, which also spreads the stride-2 taps evenly.
+    "k4-deep": ["model.g_kernel=4", "model.d_widths=[64,128,256]"],
+    "k4-deep-ttur": ["model.g_kernel=4", "model.d_widths=[64,128,256]", "train.g_lr=0.0001", "train.d_lr=0.0004"],
 }
 
 STUDIES = {"study": (STABILISER_BASE, STABILISER_VARIANTS), "texture": (TEXTURE_BASE, TEXTURE_VARIANTS)}
