@@ -126,7 +126,9 @@ class AdaptiveAugment(tf.Module):
         if start < OPENING_STEPS or end - start < MEMORISING_STEPS:
             return None
         rt = sum((b - a) * r for (a, _), (b, r) in zip(self.recent, self.recent[1:])) / (end - start)
-        warning = memorising_advice(self.ops, self.fixed, rt, record.get("augment_p", 0.0), end - start, record["epoch"])
+        warning = memorising_advice(
+            self.ops, self.fixed, rt, record.get("augment_p", 0.0), end - start, record["epoch"]
+        )
         self.warned = warning is not None
         return warning
 
@@ -148,8 +150,10 @@ def small_data_note(cfg: TrainConfig, images: int, batch_size: int) -> str | Non
         doing = f"{'+'.join(ops)} on reals and fakes, strength p adapted to D's overfitting (train.augment_p=auto)"
     else:
         doing = f"{'+'.join(ops)} on reals and fakes at a fixed p={p:g} (--set train.augment_p=auto adapts it)"
-    return (f"small data set: {images:,} images (under {SMALL_DATA_SET:,}), which a discriminator soon memorises; "
-            f"augmentation: {doing}; batch {batch_size}, {images // batch_size} steps per epoch")
+    return (
+        f"small data set: {images:,} images (under {SMALL_DATA_SET:,}), which a discriminator soon memorises; "
+        f"augmentation: {doing}; batch {batch_size}, {images // batch_size} steps per epoch"
+    )
 
 
 def memorising_advice(augment: str, fixed_p: float | None, rt: float, p: float, steps: int, epoch: int) -> str | None:
@@ -169,5 +173,7 @@ def memorising_advice(augment: str, fixed_p: float | None, rt: float, p: float, 
         tries.append(f"--set train.augment={','.join(ops)},color")
     tries.append("an earlier checkpoint (train.eval_every keeps the best)")
     strength = "augmentation off" if not ops or p == 0.0 else f"augmentation at p={p:.2f}"
-    return (f"warning: the discriminator is memorising the training images (r_t = E[sign(D(real))] = {rt:.2f} "
-            f"over the {steps} steps to epoch {epoch}, {strength}); try {', '.join(tries)}")
+    return (
+        f"warning: the discriminator is memorising the training images (r_t = E[sign(D(real))] = {rt:.2f} "
+        f"over the {steps} steps to epoch {epoch}, {strength}); try {', '.join(tries)}"
+    )

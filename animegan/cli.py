@@ -83,8 +83,15 @@ class CleanErrors(click.Group):
 
 def config_options(func):
     """--config and --set, shared by every command that reads the config."""
-    func = click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any config key (repeatable).")(func)
-    func = click.option("--config", "config_path", metavar="FILE", help="YAML config file, or the name of one in configs/ (default: configs/default.yaml).")(func)
+    func = click.option(
+        "--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any config key (repeatable)."
+    )(func)
+    func = click.option(
+        "--config",
+        "config_path",
+        metavar="FILE",
+        help="YAML config file, or the name of one in configs/ (default: configs/default.yaml).",
+    )(func)
     return func
 
 
@@ -133,15 +140,42 @@ def demo_data(dst, n, seed):
 @config_options
 @click.option("--size", type=int, help="Output side in pixels [data.size].")
 @click.option("--color/--grayscale", "color", default=None, help="RGB or grayscale output [data.channels].")
-@click.option("--fit", type=click.Choice(["crop", "pad", "stretch"]), help="Non-square images: centre crop, pad or stretch [preprocess.fit].")
+@click.option(
+    "--fit",
+    type=click.Choice(["crop", "pad", "stretch"]),
+    help="Non-square images: centre crop, pad or stretch [preprocess.fit].",
+)
 @click.option("--limit", type=click.IntRange(0), help="Write at most N images, 0 = all [data.limit].")
 @click.option("--workers", type=click.IntRange(0), help="Worker processes, 0 = one per core [preprocess.workers].")
 @click.option("--keep-duplicates", is_flag=True, default=None, help="Keep byte-identical outputs [preprocess.dedupe].")
-@click.option("--crop-faces", is_flag=True, default=None, help="Write one crop per detected face [preprocess.crop_faces].")
-@click.option("--cascade", type=click.Path(path_type=Path), help="OpenCV cascade XML for --crop-faces [preprocess.cascade].")
-@click.option("--overwrite", is_flag=True, help="Delete the images an earlier run wrote to DST and redo every file (a rerun otherwise resumes).")
+@click.option(
+    "--crop-faces", is_flag=True, default=None, help="Write one crop per detected face [preprocess.crop_faces]."
+)
+@click.option(
+    "--cascade", type=click.Path(path_type=Path), help="OpenCV cascade XML for --crop-faces [preprocess.cascade]."
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Delete the images an earlier run wrote to DST and redo every file (a rerun otherwise resumes).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def preprocess(src, dst, config_path, sets, size, color, fit, limit, workers, keep_duplicates, crop_faces, cascade, overwrite, quiet):
+def preprocess(
+    src,
+    dst,
+    config_path,
+    sets,
+    size,
+    color,
+    fit,
+    limit,
+    workers,
+    keep_duplicates,
+    crop_faces,
+    cascade,
+    overwrite,
+    quiet,
+):
     """Turn a folder of images (any size and format) into a clean training set.
 
     Writes SRC's images to DST (default: data.dir from the config) as PNGs of the configured
@@ -166,24 +200,38 @@ def preprocess(src, dst, config_path, sets, size, color, fit, limit, workers, ke
     )
     from animegan.preprocess import run_preprocess
 
-    run_preprocess(src, dst if dst is not None else Path(cfg.data.dir), cfg, overwrite=overwrite, show_progress=not quiet)
+    run_preprocess(
+        src, dst if dst is not None else Path(cfg.data.dir), cfg, overwrite=overwrite, show_progress=not quiet
+    )
 
 
 @cli.command()
 @config_options
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), help="Preprocessed training folder [data.dir].")
-@click.option("--epochs", type=click.IntRange(1), help="Total epochs the run should reach, also on --resume [train.epochs].")
-@click.option("--minutes", type=click.FloatRange(0), help="Stop at the first epoch end after this many minutes, 0 = no limit [train.max_minutes].")
+@click.option(
+    "--epochs", type=click.IntRange(1), help="Total epochs the run should reach, also on --resume [train.epochs]."
+)
+@click.option(
+    "--minutes",
+    type=click.FloatRange(0),
+    help="Stop at the first epoch end after this many minutes, 0 = no limit [train.max_minutes].",
+)
 @click.option("--batch-size", type=click.IntRange(1), help="Global batch size [train.batch_size].")
 @click.option("--lr", type=float, help="Learning rate of both networks [train.g_lr, train.d_lr].")
 @click.option("--seed", type=int, help="Seed for weights, noise and shuffling [train.seed].")
-@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]), help="[train.precision]")
+@click.option(
+    "--precision", type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]), help="[train.precision]"
+)
 @click.option("--xla", type=click.Choice(["auto", "on", "off"]), help="[train.xla]")
 @click.option("--augment", help="DiffAugment ops, e.g. translation,cutout,color; '' for none [train.augment].")
 @click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]), help="[train.strategy]")
 @click.option("--name", help="Run folder name under train.runs_dir [train.name].")
-@click.option("--resume", type=click.Path(path_type=Path), help="Continue the run in this folder from its latest checkpoint.")
-def train(config_path, sets, data_dir, epochs, minutes, batch_size, lr, seed, precision, xla, augment, strategy, name, resume):
+@click.option(
+    "--resume", type=click.Path(path_type=Path), help="Continue the run in this folder from its latest checkpoint."
+)
+def train(
+    config_path, sets, data_dir, epochs, minutes, batch_size, lr, seed, precision, xla, augment, strategy, name, resume
+):
     """Train the DCGAN on the preprocessed images; checkpoints and samples go to runs/<name>/.
 
     \b
@@ -223,15 +271,30 @@ def train(config_path, sets, data_dir, epochs, minutes, batch_size, lr, seed, pr
 @click.option("--n", "n", default=16, show_default=True, type=int, help="How many images.")
 @click.option("--run", "run_dir", type=click.Path(path_type=Path), help="Run folder (default: the newest under runs/).")
 @click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Noise seed: same seed and checkpoint, same PNG.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Noise seed: same seed and checkpoint, same PNG.",
+)
 @click.option("--out", type=click.Path(path_type=Path), help="Output file (default: in the run's samples/).")
 @click.option("--cols", type=click.IntRange(1), help="Grid columns (default: near-square).")
 @click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 16), help="Integer upscale for viewing.")
 @click.option("--separate", type=click.Path(file_okay=False, path_type=Path), help="Also write one PNG per image here.")
-@click.option("--truncation", type=float, metavar="T", help="Redraw noise components beyond +/-T (0.01 or more; 0.5-1 trades variety for quality).")
+@click.option(
+    "--truncation",
+    type=float,
+    metavar="T",
+    help="Redraw noise components beyond +/-T (0.01 or more; 0.5-1 trades variety for quality).",
+)
 @click.option("--interpolate", type=click.IntRange(2), help="Write a GIF walking through K latent points.")
-@click.option("--frames", default=16, show_default=True, type=click.IntRange(2), help="Frames between two points of a walk.")
-@click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs.")
+@click.option(
+    "--frames", default=16, show_default=True, type=click.IntRange(2), help="Frames between two points of a walk."
+)
+@click.option(
+    "--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs."
+)
 def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation, interpolate, frames, runs_dir):
     """Decode noise into a PNG grid (or a GIF walk) with a trained generator.
 
@@ -245,15 +308,27 @@ def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation,
     from animegan.sample import sample_command
 
     path = sample_command(
-        n=n, run_dir=run_dir, checkpoint=checkpoint, seed=seed, out=out, cols=cols, scale=scale,
-        separate=separate, truncation=truncation, interpolate=interpolate, frames=frames, runs_dir=runs_dir,
+        n=n,
+        run_dir=run_dir,
+        checkpoint=checkpoint,
+        seed=seed,
+        out=out,
+        cols=cols,
+        scale=scale,
+        separate=separate,
+        truncation=truncation,
+        interpolate=interpolate,
+        frames=frames,
+        runs_dir=runs_dir,
     )
     click.echo(str(path))
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
-@click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel", "tflite"]), default="keras", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["keras", "savedmodel", "tflite"]), default="keras", show_default=True
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file or folder.")
 @click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
 @click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True)
@@ -273,10 +348,27 @@ def export(run_dir, fmt, out, checkpoint, runs_dir):
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
 @click.option("--real", type=click.Path(path_type=Path), help="Preprocessed real images (default: the run's data.dir).")
-@click.option("--images", "images_dir", type=click.Path(path_type=Path), help="Score this folder of images (from any tool) instead of a run; needs --real.")
-@click.option("--n", "n", default=5000, show_default=True, type=click.IntRange(2), help="Images to generate and compare.")
-@click.option("--metrics", "metric_names", default="swd,prdc,diversity", show_default=True, help="Comma list of swd, prdc, diversity, fid, kid.")
-@click.option("--inception-weights", type=click.Path(path_type=Path), help="Local InceptionV3 weights file (.h5) for fid/kid; prdc then uses Inception features too.")
+@click.option(
+    "--images",
+    "images_dir",
+    type=click.Path(path_type=Path),
+    help="Score this folder of images (from any tool) instead of a run; needs --real.",
+)
+@click.option(
+    "--n", "n", default=5000, show_default=True, type=click.IntRange(2), help="Images to generate and compare."
+)
+@click.option(
+    "--metrics",
+    "metric_names",
+    default="swd,prdc,diversity",
+    show_default=True,
+    help="Comma list of swd, prdc, diversity, fid, kid.",
+)
+@click.option(
+    "--inception-weights",
+    type=click.Path(path_type=Path),
+    help="Local InceptionV3 weights file (.h5) for fid/kid; prdc then uses Inception features too.",
+)
 @click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True)
@@ -300,8 +392,14 @@ def evaluate(run_dir, real, images_dir, n, metric_names, inception_weights, chec
         results = evaluate_images(images_dir, real, n, metric_names, inception_weights)
     else:
         results = evaluate_run(
-            run_dir=run_dir, real=real, n=n, metric_names=metric_names, inception_weights=inception_weights,
-            checkpoint=checkpoint, seed=seed, runs_dir=runs_dir,
+            run_dir=run_dir,
+            real=real,
+            n=n,
+            metric_names=metric_names,
+            inception_weights=inception_weights,
+            checkpoint=checkpoint,
+            seed=seed,
+            runs_dir=runs_dir,
         )
     for key, value in results.items():
         click.echo(f"{key}: {value:.4f}")
@@ -309,7 +407,9 @@ def evaluate(run_dir, real, images_dir, n, metric_names, inception_weights, chec
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
-@click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs.")
+@click.option(
+    "--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs."
+)
 def plot(run_dir, runs_dir):
     """Redraw a run's losses.png and quality.png from its metrics.jsonl, e.g. after `animegan evaluate`
     (training redraws them at every epoch end on its own).

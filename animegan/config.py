@@ -26,7 +26,9 @@ class DataConfig:
     size: int = 56  # images are size x size
     channels: int = 1  # 1 = grayscale, 3 = RGB
     limit: int = 20000  # at most this many training images (0 = no limit)
-    cache_dir: Union[str, None] = None  # a folder for the decoded-image cache (one sub-folder per data folder); default: <dir>/.animegan-cache
+    cache_dir: str | None = (
+        None  # a folder for the decoded-image cache (one sub-folder per data folder); default: <dir>/.animegan-cache
+    )
 
 
 @dataclass
@@ -35,7 +37,7 @@ class PreprocessConfig:
     dedupe: bool = True  # drop byte-identical outputs
     workers: int = 0  # 0 = one per CPU core
     crop_faces: bool = False  # detect faces with an OpenCV cascade and crop each
-    cascade: Union[str, None] = None  # path to the cascade XML (needed by crop_faces)
+    cascade: str | None = None  # path to the cascade XML (needed by crop_faces)
     face_margin: float = 0.25  # margin around each detected face, as a fraction of its size
 
 
@@ -44,7 +46,9 @@ class ModelConfig:
     noise_dim: int = 160
     g_width: int = 256  # channels after the generator's dense layer; halved by each upsampling
     g_kernel: int = 5
-    g_upsample: str = "transpose"  # how G doubles its size: transpose (stride-2 transposed conv) | resize (nearest, then conv)
+    g_upsample: str = (
+        "transpose"  # how G doubles its size: transpose (stride-2 transposed conv) | resize (nearest, then conv)
+    )
     d_widths: list = field(default_factory=lambda: [64, 128])  # one stride-2 conv per entry
     d_kernel: int = 5
     d_dropout: float = 0.0
@@ -64,7 +68,9 @@ class TrainConfig:
     beta2: float = 0.999
     ema_decay: float = 0.999  # 0 turns the generator EMA off
     ema_rampup: float = 0.05  # EMA half-life grows to this fraction of the images seen (0 = off)
-    ema_bn: str = "standing"  # the EMA generator's BatchNorm statistics: standing (its own, at each epoch end) | live (copied)
+    ema_bn: str = (
+        "standing"  # the EMA generator's BatchNorm statistics: standing (its own, at each epoch end) | live (copied)
+    )
     loss: str = "bce"  # bce (non-saturating, the recipe's) | hinge
     r1_gamma: float = 0.0  # weight of the R1 gradient penalty on real images; 0 = off
     r1_every: int = 16  # apply R1 every N steps, scaled by N (StyleGAN2's lazy regularisation)
@@ -82,9 +88,11 @@ class TrainConfig:
     sample_every: int = 1  # epochs between sample grids
     eval_every: int = 0  # epochs between cheap metric runs (0 = never)
     eval_metric: str = "swd"  # scored every eval_every epochs; its best checkpoint is kept in checkpoints/best/
-    eval_diversity: bool = True  # also log precision/recall, density/coverage, fd, near-duplicates and the spectrum at each evaluation
+    eval_diversity: bool = (
+        True  # also log precision/recall, density/coverage, fd, near-duplicates and the spectrum at each evaluation
+    )
     runs_dir: str = "runs"
-    name: Union[str, None] = None  # run folder name; default: <config name>-<counter>
+    name: str | None = None  # run folder name; default: <config name>-<counter>
 
 
 @dataclass
@@ -188,7 +196,9 @@ def valid_sizes(low: int = 16, high: int = 256) -> list[int]:
 
 
 def _sections(cfg: Config) -> dict[str, Any]:
-    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))}
+    return {
+        f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))
+    }
 
 
 def all_keys() -> list[str]:
@@ -302,17 +312,23 @@ def validate(cfg: Config, source: str = "config") -> Config:
         ) from None
     for op in augment_ops(cfg.train.augment):
         if op not in AUGMENT_OPS:
-            raise UserError(f"{source}: 'train.augment' has unknown op '{op}'; use a comma list of {', '.join(AUGMENT_OPS)}")
+            raise UserError(
+                f"{source}: 'train.augment' has unknown op '{op}'; use a comma list of {', '.join(AUGMENT_OPS)}"
+            )
     try:
         augment_probability(cfg.train.augment_p)
     except ValueError:
-        raise UserError(f"{source}: 'train.augment_p' is {cfg.train.augment_p!r}; use auto or a number from 0 to 1") from None
+        raise UserError(
+            f"{source}: 'train.augment_p' is {cfg.train.augment_p!r}; use auto or a number from 0 to 1"
+        ) from None
     if not cfg.model.d_widths or any(w < 1 for w in cfg.model.d_widths):
         raise UserError(f"{source}: 'model.d_widths' must be a non-empty list of positive integers")
     if cfg.model.g_width >> generator_base(cfg.data.size)[1] < 1:
         raise UserError(f"{source}: 'model.g_width' {cfg.model.g_width} is too small to halve for every upsampling")
     if cfg.preprocess.crop_faces and not cfg.preprocess.cascade:
-        raise UserError(f"{source}: 'preprocess.crop_faces' needs 'preprocess.cascade' (--cascade PATH), an OpenCV cascade XML such as lbpcascade_animeface.xml")
+        raise UserError(
+            f"{source}: 'preprocess.crop_faces' needs 'preprocess.cascade' (--cascade PATH), an OpenCV cascade XML such as lbpcascade_animeface.xml"
+        )
     return cfg
 
 
@@ -349,7 +365,9 @@ def parse_set_options(items: tuple[str, ...] | list[str]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, sets: tuple[str, ...] = ()) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None, sets: tuple[str, ...] = ()
+) -> Config:
     """Build the effective config: defaults <- YAML file <- stage flags <- `--set` items, then validate."""
     cfg = Config()
     source = "defaults"

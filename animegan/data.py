@@ -17,9 +17,9 @@ import itertools
 import mmap
 import os
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -35,7 +35,9 @@ CHUNK = 1024  # images decoded before they are written to the cache: bounds a bu
 
 def list_images(folder: Path) -> list[Path]:
     """The training images of a folder, in sorted order (not recursive: preprocess writes a flat folder)."""
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    return sorted(
+        p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
 
 
 def find_images(folder: Path, limit: int = 0) -> list[Path]:
@@ -83,7 +85,13 @@ def _to_channels(image: np.ndarray, channels: int) -> np.ndarray:
 
 
 def load_images(
-    folder: Path, size: int, channels: int, limit: int = 0, show_progress: bool = True, cache: bool = True, cache_dir: Path | None = None
+    folder: Path,
+    size: int,
+    channels: int,
+    limit: int = 0,
+    show_progress: bool = True,
+    cache: bool = True,
+    cache_dir: Path | None = None,
 ) -> np.ndarray:
     """The first `limit` (0 = all) images of `folder` as uint8 (N, size, size, channels), in file-name order.
 
@@ -126,9 +134,14 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
-def _decoded_chunks(paths: list[Path], folder: Path, size: int, channels: int, show_progress: bool) -> Iterator[np.ndarray]:
+def _decoded_chunks(
+    paths: list[Path], folder: Path, size: int, channels: int, show_progress: bool
+) -> Iterator[np.ndarray]:
     """The images of `paths` in order, checked and converted, CHUNK at a time; a wrong file is a UserError."""
-    with ThreadPoolExecutor() as pool, tqdm(total=len(paths), desc="decoding images", unit="img", disable=not show_progress) as bar:
+    with (
+        ThreadPoolExecutor() as pool,
+        tqdm(total=len(paths), desc="decoding images", unit="img", disable=not show_progress) as bar,
+    ):
         for start in range(0, len(paths), CHUNK):
             part = paths[start : start + CHUNK]
             chunk = np.empty((len(part), size, size, channels), np.uint8)
@@ -169,10 +182,14 @@ def _write_cache(path: Path, shape: tuple, chunks: Iterator[np.ndarray]) -> None
         _remove_stale(path)
         free = shutil.disk_usage(path.parent).free
     except OSError as exc:
-        raise UserError(f"cannot write the image cache in '{path.parent}' ({exc.strerror}); set data.cache_dir to a writable folder") from None
+        raise UserError(
+            f"cannot write the image cache in '{path.parent}' ({exc.strerror}); set data.cache_dir to a writable folder"
+        ) from None
     if free < nbytes:
-        raise UserError(f"the image cache needs {nbytes / 1e9:.2f} GB in '{path.parent}' but that disk has {free / 1e9:.2f} GB free; "
-                        f"free {(nbytes - free) / 1e9:.2f} GB there or {elsewhere}")
+        raise UserError(
+            f"the image cache needs {nbytes / 1e9:.2f} GB in '{path.parent}' but that disk has {free / 1e9:.2f} GB free; "
+            f"free {(nbytes - free) / 1e9:.2f} GB there or {elsewhere}"
+        )
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
     with atomic_path(path) as tmp, open(tmp, "wb") as file:
@@ -182,8 +199,10 @@ def _write_cache(path: Path, shape: tuple, chunks: Iterator[np.ndarray]) -> None
                 file.write(piece)
             except OSError as exc:
                 reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
-                raise UserError(f"cannot write the image cache '{path}' ({reason}; it needs {nbytes / 1e9:.2f} GB); "
-                                f"free that much there or {elsewhere}") from None
+                raise UserError(
+                    f"cannot write the image cache '{path}' ({reason}; it needs {nbytes / 1e9:.2f} GB); "
+                    f"free that much there or {elsewhere}"
+                ) from None
 
 
 def _remove_stale(keep: Path) -> None:
@@ -226,7 +245,9 @@ def _file_gather(images: np.memmap):
             for position in np.argsort(index).tolist():
                 file.seek(starts[position])
                 if file.readinto(rows[position]) != row_bytes:
-                    raise EOFError(f"image cache '{path}' was cut short while training read it; delete it and train again")
+                    raise EOFError(
+                        f"image cache '{path}' was cut short while training read it; delete it and train again"
+                    )
         return batch
 
     return gather

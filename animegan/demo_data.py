@@ -8,7 +8,7 @@ tilt. Image i depends only on (seed, i), never on n, so a bigger --n extends a s
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -23,13 +23,30 @@ SHIFT = 4  # cv2 fixed-point bits: 1/16-pixel coordinates keep small shapes smoo
 
 # Base colours (RGB); each face jitters its picks so no two faces share exact colours.
 HAIR_COLOURS = [
-    (40, 32, 38), (95, 60, 40), (150, 95, 55), (235, 205, 120), (215, 85, 45), (170, 30, 45),
-    (245, 150, 185), (80, 120, 220), (60, 190, 200), (140, 90, 200), (90, 170, 90), (205, 210, 228),
+    (40, 32, 38),
+    (95, 60, 40),
+    (150, 95, 55),
+    (235, 205, 120),
+    (215, 85, 45),
+    (170, 30, 45),
+    (245, 150, 185),
+    (80, 120, 220),
+    (60, 190, 200),
+    (140, 90, 200),
+    (90, 170, 90),
+    (205, 210, 228),
     (55, 55, 110),
 ]
 EYE_COLOURS = [
-    (60, 120, 220), (40, 160, 90), (200, 40, 50), (140, 70, 200), (220, 150, 40), (120, 70, 40),
-    (230, 90, 150), (40, 170, 180), (230, 200, 60),
+    (60, 120, 220),
+    (40, 160, 90),
+    (200, 40, 50),
+    (140, 70, 200),
+    (220, 150, 40),
+    (120, 70, 40),
+    (230, 90, 150),
+    (40, 170, 180),
+    (230, 200, 60),
 ]
 SKIN_COLOURS = [(255, 230, 215), (252, 216, 192), (240, 200, 170), (225, 180, 145), (190, 140, 105)]
 LINE_COLOUR = (45, 30, 35)  # lashes and mouth lines: near-black with a warm tint
@@ -175,10 +192,12 @@ def _stroke(image, pose, points, colour, width: float, closed: bool = False) -> 
     """A line along points, `width` face units thick (at least one pixel)."""
     pixels_per_unit = float(np.hypot(pose[0, 0], pose[1, 0]))
     thickness = max(1, int(round(width * pixels_per_unit)))
-    cv2.polylines(image, [_to_pixels(pose, points)], closed, tuple(np.asarray(colour).tolist()), thickness, cv2.LINE_AA, SHIFT)
+    cv2.polylines(
+        image, [_to_pixels(pose, points)], closed, tuple(np.asarray(colour).tolist()), thickness, cv2.LINE_AA, SHIFT
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _steps(count: int) -> np.ndarray:
     """count evenly spaced values from 0 to 1, cached: the same few counts are used thousands of times."""
     return np.linspace(0.0, 1.0, count)
@@ -279,7 +298,9 @@ def _draw_eyes(image, pose, rng, look) -> None:
         x = side * spacing
         rx, ry = 0.22 * size, 0.27 * size * tallness
         brow_y = eye_y - ry - 0.12
-        brow = _curve((x - side * 0.18, brow_y + brow_tilt), (x, brow_y - 0.06), (x + side * 0.2, brow_y + 0.02 - brow_tilt))
+        brow = _curve(
+            (x - side * 0.18, brow_y + brow_tilt), (x, brow_y - 0.06), (x + side * 0.2, brow_y + 0.02 - brow_tilt)
+        )
         _stroke(image, pose, brow, _shade(look["hair"], 0.55), 0.035)
         if closed:
             _stroke(image, pose, _ellipse(x, eye_y + 0.1, rx, ry * 0.5, 200, 340, 16), LINE_COLOUR, 0.05)
@@ -289,8 +310,18 @@ def _draw_eyes(image, pose, rng, look) -> None:
         _fill(image, pose, _ellipse(x, eye_y + 0.08 * size, 0.135 * size, 0.16 * size), iris)
         _fill(image, pose, _ellipse(x, eye_y + 0.15 * size, 0.09 * size, 0.06 * size), _shade(iris, 1.4))
         _fill(image, pose, _ellipse(x, eye_y + 0.03 * size, 0.065 * size, 0.11 * size), _shade(iris, 0.2))
-        _fill(image, pose, _ellipse(x + light * 0.07 * size, eye_y - 0.07 * size, 0.06 * size, 0.065 * size, count=20), (255, 255, 255))
-        _fill(image, pose, _ellipse(x - light * 0.06 * size, eye_y + 0.12 * size, 0.03 * size, 0.03 * size, count=12), (255, 255, 255))
+        _fill(
+            image,
+            pose,
+            _ellipse(x + light * 0.07 * size, eye_y - 0.07 * size, 0.06 * size, 0.065 * size, count=20),
+            (255, 255, 255),
+        )
+        _fill(
+            image,
+            pose,
+            _ellipse(x - light * 0.06 * size, eye_y + 0.12 * size, 0.03 * size, 0.03 * size, count=12),
+            (255, 255, 255),
+        )
         # Upper lash: the top arc of the eye, thick, flicking out at the outer corner.
         lash = _ellipse(x, eye_y, rx * 1.05, ry, 190, 350, 20)
         if side > 0:
@@ -313,7 +344,9 @@ def _draw_mouth(image, pose, rng) -> None:
         _fill(image, pose, _ellipse(0, y + width * 0.5, width * 0.6, width * 0.3, 180, 360, 12), (235, 120, 130))
     elif kind == "cat":
         for side in (-1, 1):
-            _stroke(image, pose, _ellipse(side * width * 0.5, y - 0.03, width * 0.5, 0.05, 10, 170, 10), MOUTH_COLOUR, 0.022)
+            _stroke(
+                image, pose, _ellipse(side * width * 0.5, y - 0.03, width * 0.5, 0.05, 10, 170, 10), MOUTH_COLOUR, 0.022
+            )
     else:
         _fill(image, pose, _ellipse(0, y, width * 0.45, width * 0.55, count=16), MOUTH_COLOUR)
 
@@ -323,10 +356,12 @@ def _draw_front_hair(image, pose, rng, look) -> None:
     hair = look["hair"]
     cap = _ellipse(0, -0.15, 1.18, 1.27, 180, 360)  # left side, over the crown, to the right side
     lock_length = rng.uniform(0.35, 1.0)
-    right_lock = np.concatenate([
-        _curve((1.18, -0.15), (1.15, lock_length * 0.6), (rng.uniform(0.95, 1.1), lock_length)),
-        _curve((1.0, lock_length * 0.7), (0.9, 0.2), (0.86, -0.1), 8),
-    ])
+    right_lock = np.concatenate(
+        [
+            _curve((1.18, -0.15), (1.15, lock_length * 0.6), (rng.uniform(0.95, 1.1), lock_length)),
+            _curve((1.0, lock_length * 0.7), (0.9, 0.2), (0.86, -0.1), 8),
+        ]
+    )
     # Bangs: strands hang from roots along the hairline to pointed tips, drawn right to left.
     # All strands lean the same way by a random amount, which reads as a side parting.
     count = int(rng.integers(4, 8))

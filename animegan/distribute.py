@@ -55,7 +55,9 @@ def choose_strategy(name: str) -> tf.distribute.Strategy:
     try:
         json.loads(os.environ["TF_CONFIG"])
     except json.JSONDecodeError:
-        raise UserError("TF_CONFIG is not valid JSON; see README 'Several GPUs and several machines' for an example") from None
+        raise UserError(
+            "TF_CONFIG is not valid JSON; see README 'Several GPUs and several machines' for an example"
+        ) from None
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 

@@ -46,7 +46,11 @@ def standing_batchnorm_stats(generator: keras.Model, seed: int) -> None:
     so this changes what samples and checkpoints show, not the run: exact resume still holds.
     """
     norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    noise = np.random.default_rng([seed, 1]).standard_normal((STANDING_STATS_BATCH, generator.input_shape[-1])).astype(np.float32)
+    noise = (
+        np.random.default_rng([seed, 1])
+        .standard_normal((STANDING_STATS_BATCH, generator.input_shape[-1]))
+        .astype(np.float32)
+    )
     momenta = [layer.momentum for layer in norms]
     try:
         for layer in norms:

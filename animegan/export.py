@@ -22,7 +22,10 @@ from pathlib import Path
 from animegan.errors import UserError
 from animegan.rundir import find_run, load_generator
 
-def export_generator(run_dir: Path | None, fmt: str, out: Path, checkpoint: str | None = None, runs_dir: Path = Path("runs")) -> Path:
+
+def export_generator(
+    run_dir: Path | None, fmt: str, out: Path, checkpoint: str | None = None, runs_dir: Path = Path("runs")
+) -> Path:
     """Write the run's generator to `out` as `fmt` (keras, savedmodel or tflite) and return `out`."""
     out = Path(out)
     check_out(fmt, out)
@@ -42,7 +45,9 @@ def check_out(fmt: str, out: Path) -> None:
         if out.is_file():
             raise UserError(f"--out '{out}' is a file; a SavedModel is a folder, give a folder path")
         if out.is_dir() and any(out.iterdir()) and not (out / "saved_model.pb").is_file():
-            raise UserError(f"--out '{out}' is a folder of other files; give a new folder (only an earlier SavedModel is replaced)")
+            raise UserError(
+                f"--out '{out}' is a folder of other files; give a new folder (only an earlier SavedModel is replaced)"
+            )
     elif out.is_dir():
         raise UserError(f"--out '{out}' is a folder; give a file path such as {out / ('generator.' + fmt)}")
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from animegan.errors import UserError
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # reading the umask means setting it; put it straight back
 

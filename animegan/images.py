@@ -27,7 +27,9 @@ def grid_shape(n: int, cols: int | None = None) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def make_grid(images: np.ndarray, cols: int | None = None, border: int = 1, scale: int = 1, fill: int = 255) -> np.ndarray:
+def make_grid(
+    images: np.ndarray, cols: int | None = None, border: int = 1, scale: int = 1, fill: int = 255
+) -> np.ndarray:
     """Tile uint8 NHWC images into one picture with a thin `border` between cells and around them."""
     n, h, w, c = images.shape
     if scale > 1:

@@ -57,7 +57,10 @@ def upsampling(model: ModelConfig, width: int, use_bias: bool) -> list[keras.lay
     pixel the same taps."""
     if model.g_upsample == "transpose":
         return [layers.Conv2DTranspose(width, model.g_kernel, strides=2, padding="same", use_bias=use_bias)]
-    return [layers.UpSampling2D(2, interpolation="nearest"), layers.Conv2D(width, model.g_kernel, padding="same", use_bias=use_bias)]
+    return [
+        layers.UpSampling2D(2, interpolation="nearest"),
+        layers.Conv2D(width, model.g_kernel, padding="same", use_bias=use_bias),
+    ]
 
 
 class ReplicaDropout(layers.Dropout):

@@ -48,8 +48,13 @@ TRAINING_PANELS = (
     Panel("Losses", "loss", ("d_loss", "g_loss")),
     # Its own panel: a squared gradient norm, on no scale shared with the losses.
     Panel("R1 penalty: D's squared gradient norm on real images, before its gamma weight", "R1", ("r1",)),
-    Panel("D's mean output: the probability it gives that an image is real", "probability", ("d_real", "d_fake"),
-          ylim=(0.0, 1.0), reference=(0.5, "0.5: cannot tell")),
+    Panel(
+        "D's mean output: the probability it gives that an image is real",
+        "probability",
+        ("d_real", "d_fake"),
+        ylim=(0.0, 1.0),
+        reference=(0.5, "0.5: cannot tell"),
+    ),
     Panel("Adaptive augmentation", "probability", ("augment_p", "ada_rt"), ylim=(0.0, 1.0)),
 )
 
@@ -60,13 +65,25 @@ def quality_panels(records: list[dict]) -> tuple[Panel, ...]:
     if len(levels) == 1:  # the only level's SWD is the mean itself
         levels = []
     return (
-        Panel("Sliced Wasserstein distance, lower is better" + (" (thin: per pyramid level, swd_<px>)" if levels else ""),
-              "SWD ×10³", ("swd",), thin=tuple(levels)),
+        Panel(
+            "Sliced Wasserstein distance, lower is better" + (" (thin: per pyramid level, swd_<px>)" if levels else ""),
+            "SWD ×10³",
+            ("swd",),
+            thin=tuple(levels),
+        ),
         # Shares in [0, 1] apart from density and the ratios, which are about 1 at best and not capped.
-        Panel("Shares of images: precision, recall, coverage higher is better; near_duplicates lower", "share",
-              ("precision", "recall", "coverage", "near_duplicates"), ylim=(0.0, 1.0)),
-        Panel("Ratios to the real set: about 1 when as faithful (density) and as varied as real images", "ratio",
-              ("density", "nn_ratio", "spread_ratio"), reference=(1.0, "1: like the real set")),
+        Panel(
+            "Shares of images: precision, recall, coverage higher is better; near_duplicates lower",
+            "share",
+            ("precision", "recall", "coverage", "near_duplicates"),
+            ylim=(0.0, 1.0),
+        ),
+        Panel(
+            "Ratios to the real set: about 1 when as faithful (density) and as varied as real images",
+            "ratio",
+            ("density", "nn_ratio", "spread_ratio"),
+            reference=(1.0, "1: like the real set"),
+        ),
         Panel("Fréchet Inception distance, lower is better", "FID", ("fid",)),
         Panel("Kernel Inception distance, lower is better", "KID ×10³", ("kid",)),
     )
@@ -107,7 +124,9 @@ def series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
     return epochs, [latest[epoch] for epoch in epochs]
 
 
-def build_figure(panels: tuple[Panel, ...], records: list[dict], sources: tuple[Source, ...], title: str) -> Figure | None:
+def build_figure(
+    panels: tuple[Panel, ...], records: list[dict], sources: tuple[Source, ...], title: str
+) -> Figure | None:
     """One panel per Panel with data, stacked over a shared epoch axis; None when no panel has any."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -115,8 +134,11 @@ def build_figure(panels: tuple[Panel, ...], records: list[dict], sources: tuple[
     chosen = {source: [r for r in records if r.get("event") == source.event] for source in sources}
     filled = []
     for panel in panels:
-        lines = [Line(f"C{i}", key, source, *series(chosen[source], key))
-                 for i, key in enumerate(panel.keys + panel.thin) for source in sources]
+        lines = [
+            Line(f"C{i}", key, source, *series(chosen[source], key))
+            for i, key in enumerate(panel.keys + panel.thin)
+            for source in sources
+        ]
         lines = [line for line in lines if line.epochs]
         if lines:
             filled.append((panel, lines))
@@ -129,9 +151,17 @@ def build_figure(panels: tuple[Panel, ...], records: list[dict], sources: tuple[
         labelled = set()  # colour names the key, line style the source: one legend entry each
         for colour, key, source, epochs, values in lines:
             thin = key in panel.thin
-            ax.plot(epochs, values, color=colour, linestyle=source.linestyle, linewidth=1 if thin else 2,
-                    alpha=0.6 if thin else 1.0, marker="o" if len(epochs) <= MARKERS_UP_TO else None,
-                    markersize=3 if thin else 4, label=None if key in labelled else key)
+            ax.plot(
+                epochs,
+                values,
+                color=colour,
+                linestyle=source.linestyle,
+                linewidth=1 if thin else 2,
+                alpha=0.6 if thin else 1.0,
+                marker="o" if len(epochs) <= MARKERS_UP_TO else None,
+                markersize=3 if thin else 4,
+                label=None if key in labelled else key,
+            )
             labelled.add(key)
         if len(sources) > 1:
             drawn = {line.source for line in lines}

@@ -32,10 +32,11 @@ import struct
 import time
 import zlib
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple, TextIO
+from typing import NamedTuple, TextIO
 
 from PIL import Image, ImageOps
 from tqdm import tqdm
@@ -168,7 +169,12 @@ def png_bytes(picture: Image.Image) -> bytes:
     rows = Image.new("L", (row + 1, height), 0)
     rows.paste(Image.frombytes("L", (row, height), picture.tobytes()), (1, 0))
     header = struct.pack(">IIBBBBB", width, height, 8, PNG_COLOUR_TYPES[picture.mode], 0, 0, 0)
-    return PNG_SIGNATURE + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 0)) + png_chunk(b"IEND", b"")
+    return (
+        PNG_SIGNATURE
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 0))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -191,7 +197,9 @@ def face_crops(picture: Image.Image, settings: Settings) -> list[Image.Image]:
     for left, top, width, height in sorted(tuple(map(int, face)) for face in faces):  # face1 is the leftmost
         margin = round(settings.face_margin * max(width, height))
         box = (left - margin, top - margin, left + width + margin, top + height + margin)
-        crops.append(picture.crop((max(box[0], 0), max(box[1], 0), min(box[2], picture.width), min(box[3], picture.height))))
+        crops.append(
+            picture.crop((max(box[0], 0), max(box[1], 0), min(box[2], picture.width), min(box[3], picture.height)))
+        )
     return crops
 
 
@@ -210,7 +218,9 @@ def load_cascade(path: str):
     except (cv2.error, SystemError):  # OpenCV raises on files that are not XML at all
         cascade = None
     if cascade is None or cascade.empty():
-        raise UserError(f"'{path}' is not an OpenCV cascade XML file; pass one such as lbpcascade_animeface.xml to --cascade")
+        raise UserError(
+            f"'{path}' is not an OpenCV cascade XML file; pass one such as lbpcascade_animeface.xml to --cascade"
+        )
     return cascade
 
 
@@ -326,7 +336,9 @@ def open_journal(dst: Path, settings: Settings, overwrite: bool) -> tuple[Tally,
     elif tally.settings != settings:
         old, new = dataclasses.asdict(tally.settings), dataclasses.asdict(settings)
         key = next(k for k in old if old[k] != new[k])
-        raise UserError(f"'{dst}' was made with {key}={old[key]!r}, not {new[key]!r}; add --overwrite to redo it, or choose another output folder")
+        raise UserError(
+            f"'{dst}' was made with {key}={old[key]!r}, not {new[key]!r}; add --overwrite to redo it, or choose another output folder"
+        )
     elif not path.read_bytes().endswith(b"\n"):
         with path.open("a", encoding="utf-8") as journal:
             journal.write("\n")  # end the line a killed run left half-written, so the next record starts clean
@@ -344,14 +356,18 @@ def list_source_files(src: Path, dst: Path) -> list[str]:
     if not src.is_dir():
         raise UserError(f"source folder '{src}' not found; give the folder that holds your images")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-        raise UserError(f"output folder '{dst}' is inside source folder '{src}', so it would be read back in; choose one outside it")
+        raise UserError(
+            f"output folder '{dst}' is inside source folder '{src}', so it would be read back in; choose one outside it"
+        )
     files = []
     for folder, _, names in os.walk(src):
         relative = Path(folder).relative_to(src).as_posix()  # '.' for SRC itself
         files += [name if relative == "." else f"{relative}/{name}" for name in names]
     files.sort()
     if not any(file.lower().endswith(IMAGE_SUFFIXES) for file in files):
-        raise UserError(f"no images in '{src}' (looked for {', '.join(IMAGE_SUFFIXES)} in every sub-folder); give the folder that holds them")
+        raise UserError(
+            f"no images in '{src}' (looked for {', '.join(IMAGE_SUFFIXES)} in every sub-folder); give the folder that holds them"
+        )
     return files
 
 
@@ -385,9 +401,11 @@ def run_preprocess(src: Path, dst: Path, cfg, overwrite: bool = False, show_prog
     read = 0
     try:
         # The pool starts before the progress bar's thread: forking a process that runs threads is unsafe.
-        with journal, converted_files(paths, settings, dst, workers) as results, tqdm(
-            total=len(todo), unit="file", desc="preprocess", disable=not show_progress
-        ) as progress:
+        with (
+            journal,
+            converted_files(paths, settings, dst, workers) as results,
+            tqdm(total=len(todo), unit="file", desc="preprocess", disable=not show_progress) as progress,
+        ):
             for file, result in zip(todo, results):
                 record = journal_record(file, result)
                 kept = dict(tally.add(record))
@@ -402,7 +420,9 @@ def run_preprocess(src: Path, dst: Path, cfg, overwrite: bool = False, show_prog
                 if tally.limit_reached():
                     break
     except OSError as exc:
-        raise UserError(f"cannot write to output folder '{dst}': {exc.strerror}; check free space and permissions") from None
+        raise UserError(
+            f"cannot write to output folder '{dst}': {exc.strerror}; check free space and permissions"
+        ) from None
     finally:
         remove_temp_files(dst)  # the PNGs of files still in the pool when the run stopped
 
@@ -427,7 +447,12 @@ def make_report(src: Path, tally: Tally, files_found: int, read: int, seconds: f
             "skipped_by_reason": dict(sorted(Counter(s["reason"] for s in tally.skipped).items())),
             "limit_reached": tally.limit_reached(),
         },
-        "last_run": {"read": read, "workers": workers, "seconds": round(seconds, 3), "files_per_second": round(read / seconds, 1)},
+        "last_run": {
+            "read": read,
+            "workers": workers,
+            "seconds": round(seconds, 3),
+            "files_per_second": round(read / seconds, 1),
+        },
         "skipped": tally.skipped,
         "duplicates": tally.duplicates,
     }

@@ -1,13 +1,13 @@
 """Where things live in a run directory, and how to find runs and checkpoints again.
 
-    runs/<name>/config.yaml         the resolved config the run trains with
-    runs/<name>/checkpoints/        tf.train.Checkpoint files, ckpt-<step>
-    runs/<name>/samples/            epoch_0001.png ... (EMA generator on fixed noise)
-    runs/<name>/metrics.jsonl       one JSON line per epoch (and per evaluation)
-    runs/<name>/losses.png          training curves: losses, R1, D outputs, augmentation (monitor.py)
-    runs/<name>/quality.png         metric curves, once metrics.jsonl holds evaluations
-    runs/<name>/progress.gif        the epoch grids as an animation
-    runs/<name>/tensorboard/        TensorBoard event files
+runs/<name>/config.yaml         the resolved config the run trains with
+runs/<name>/checkpoints/        tf.train.Checkpoint files, ckpt-<step>
+runs/<name>/samples/            epoch_0001.png ... (EMA generator on fixed noise)
+runs/<name>/metrics.jsonl       one JSON line per epoch (and per evaluation)
+runs/<name>/losses.png          training curves: losses, R1, D outputs, augmentation (monitor.py)
+runs/<name>/quality.png         metric curves, once metrics.jsonl holds evaluations
+runs/<name>/progress.gif        the epoch grids as an animation
+runs/<name>/tensorboard/        TensorBoard event files
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -49,7 +50,11 @@ def new_run_dir(cfg: Config, must_be_new: bool = True) -> Path:
         if must_be_new and (run / CONFIG_FILE).exists():
             raise UserError(f"run '{run}' already exists; resume it with --resume {run}, or pick another --name")
         return run
-    taken = [int(m.group(1)) for p in root.glob(f"{cfg.name}-*") if (m := re.fullmatch(rf"{re.escape(cfg.name)}-(\d+)", p.name))]
+    taken = [
+        int(m.group(1))
+        for p in root.glob(f"{cfg.name}-*")
+        if (m := re.fullmatch(rf"{re.escape(cfg.name)}-(\d+)", p.name))
+    ]
     return root / f"{cfg.name}-{max(taken, default=0) + 1:03d}"
 
 
@@ -86,7 +91,11 @@ def find_run(run: Path | None, runs_dir: Path) -> Path:
 def checkpoint_prefixes(run: Path) -> list[str]:
     """Every checkpoint of the run, newest (highest step) first, found by its files rather than by
     TensorFlow's index of them (one more file that can be damaged); one that lost its .index counts."""
-    steps = {int(m.group(1)) for p in checkpoint_dir(run).glob(f"{CHECKPOINT_PREFIX}-*") if (m := CHECKPOINT_FILE.fullmatch(p.name))}
+    steps = {
+        int(m.group(1))
+        for p in checkpoint_dir(run).glob(f"{CHECKPOINT_PREFIX}-*")
+        if (m := CHECKPOINT_FILE.fullmatch(p.name))
+    }
     return [str(checkpoint_dir(run) / f"{CHECKPOINT_PREFIX}-{step}") for step in sorted(steps, reverse=True)]
 
 
@@ -119,7 +128,9 @@ def resolve_checkpoint(run: Path, checkpoint: str | None = None) -> str:
         return epochs[int(checkpoint)]
     prefix = str(checkpoint)[: -len(".index")] if str(checkpoint).endswith(".index") else str(checkpoint)
     if not Path(prefix + ".index").is_file():
-        raise UserError(f"checkpoint '{checkpoint}' not found; give an epoch number or a path like {checkpoint_dir(run)}/ckpt-5")
+        raise UserError(
+            f"checkpoint '{checkpoint}' not found; give an epoch number or a path like {checkpoint_dir(run)}/ckpt-5"
+        )
     return prefix
 
 
@@ -177,8 +188,10 @@ def restore_newest(run: Path, restore: Callable[[str], Any], checkpoint: str | N
         try:
             return prefix, _restore(run, prefix, restore)
         except DamagedCheckpoint as exc:
-            raise UserError(f"{exc}; pick another with --checkpoint (available epochs: "
-                            f"{', '.join(map(str, sorted(checkpoint_epochs(run)))) or 'none'})") from None
+            raise UserError(
+                f"{exc}; pick another with --checkpoint (available epochs: "
+                f"{', '.join(map(str, sorted(checkpoint_epochs(run)))) or 'none'})"
+            ) from None
     prefixes = checkpoint_prefixes(run)
     if not prefixes:
         raise _no_checkpoint_yet(run)
@@ -190,8 +203,11 @@ def restore_newest(run: Path, restore: Callable[[str], Any], checkpoint: str | N
             damaged.append(exc)
             continue
         for exc in damaged:
-            print(f"warning: {exc}; using {Path(prefix).name}, the newest checkpoint that restores "
-                  f"(the damaged files are left in place)", file=sys.stderr)
+            print(
+                f"warning: {exc}; using {Path(prefix).name}, the newest checkpoint that restores "
+                f"(the damaged files are left in place)",
+                file=sys.stderr,
+            )
         return prefix, result
     raise UserError(
         f"no checkpoint of run '{run}' can be read: {'; '.join(f'{Path(e.prefix).name}: {e.reason}' for e in damaged)}; "
@@ -286,7 +302,15 @@ def read_metrics(run: Path) -> list[dict[str, Any]]:
 
 
 # Keys that change the shape of the networks or the data: a resume cannot change them.
-FROZEN_ON_RESUME = ("data.size", "data.channels", "model.noise_dim", "model.g_width", "model.g_kernel", "model.d_widths", "model.d_kernel")
+FROZEN_ON_RESUME = (
+    "data.size",
+    "data.channels",
+    "model.noise_dim",
+    "model.g_width",
+    "model.g_kernel",
+    "model.d_widths",
+    "model.d_kernel",
+)
 
 
 def config_for_resume(run: Path, config_path: str | None, overrides: dict[str, Any], sets: tuple[str, ...]) -> Config:

@@ -61,7 +61,9 @@ def sample_command(
     return write_png(out, make_grid(images, cols, scale=scale))
 
 
-def check_options(n: int, out: Path | None, separate: Path | None, truncation: float | None, interpolate: int | None) -> None:
+def check_options(
+    n: int, out: Path | None, separate: Path | None, truncation: float | None, interpolate: int | None
+) -> None:
     """Reject bad combinations before the slow part (importing TensorFlow, loading the checkpoint)."""
     if n < 1:
         raise UserError(f"--n {n}: need at least 1 image")
@@ -97,7 +99,9 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     Gaussian noise lives near a sphere; a straight line between two points cuts through its
     inside, where the generator has seen no noise and draws washed-out faces.
     """
-    cos = np.sum(a * b, axis=-1, keepdims=True) / (np.linalg.norm(a, axis=-1, keepdims=True) * np.linalg.norm(b, axis=-1, keepdims=True))
+    cos = np.sum(a * b, axis=-1, keepdims=True) / (
+        np.linalg.norm(a, axis=-1, keepdims=True) * np.linalg.norm(b, axis=-1, keepdims=True)
+    )
     omega = np.arccos(np.clip(cos, -1.0, 1.0))
     sin = np.sin(omega)
     straight = sin < 1e-6  # (anti)parallel rows, e.g. with noise_dim 1: no plane to turn in
@@ -105,7 +109,9 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return np.where(straight, (1 - t) * a + t * b, curved).astype(np.float32)
 
 
-def walk_noise(n: int, points: int, frames: int, noise_dim: int, seed: int, truncation: float | None = None) -> np.ndarray:
+def walk_noise(
+    n: int, points: int, frames: int, noise_dim: int, seed: int, truncation: float | None = None
+) -> np.ndarray:
     """n walks through `points` random latent points each, `frames` steps per leg: shape (points * frames, n, noise_dim).
 
     Each walk returns to its first point, so the looping GIF has no jump. The first frame is the
@@ -125,12 +131,16 @@ def trace_generator(generator):
     import tensorflow as tf
 
     noise_dim = generator.input_shape[-1]
-    return tf.function(lambda noise: generator(noise, training=False), input_signature=[tf.TensorSpec([None, noise_dim], tf.float32)])
+    return tf.function(
+        lambda noise: generator(noise, training=False), input_signature=[tf.TensorSpec([None, noise_dim], tf.float32)]
+    )
 
 
 def generate(traced, noise: np.ndarray, batch_size: int = BATCH_SIZE, show_progress: bool = False) -> np.ndarray:
     """Run `trace_generator`'s function over noise in batches; images NHWC in [-1, 1]."""
     from tqdm import tqdm
 
-    starts = tqdm(range(0, len(noise), batch_size), desc="generating", unit="batch", disable=not show_progress, leave=False)
+    starts = tqdm(
+        range(0, len(noise), batch_size), desc="generating", unit="batch", disable=not show_progress, leave=False
+    )
     return np.concatenate([traced(noise[i : i + batch_size]).numpy() for i in starts])

@@ -81,13 +81,19 @@ def build_state(cfg: Config, precision: str) -> TrainState:
     d_optimizer.build(discriminator.trainable_variables)
     noise = np.random.default_rng(cfg.train.seed).standard_normal((SAMPLE_GRID, cfg.model.noise_dim)).astype(np.float32)
     return TrainState(
-        generator, discriminator, ema_generator, g_optimizer, d_optimizer,
+        generator,
+        discriminator,
+        ema_generator,
+        g_optimizer,
+        d_optimizer,
         epoch=tf.Variable(0, dtype=tf.int64, trainable=False),
         step=tf.Variable(0, dtype=tf.int64, trainable=False),
         rng=tf.random.Generator.from_seed(cfg.train.seed),
         augment=AdaptiveAugment(cfg.train),
         fixed_noise=tf.Variable(noise, trainable=False),
-        dropout_seeds=[layer.seed_generator.state for layer in discriminator.layers if hasattr(layer, "seed_generator")],
+        dropout_seeds=[
+            layer.seed_generator.state for layer in discriminator.layers if hasattr(layer, "seed_generator")
+        ],
     )
 
 
@@ -168,7 +174,9 @@ def overflow_everywhere(grads: list) -> list:
     hang with XLA on GPUs). After this every replica skips the step, as one device would.
     """
     finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-    overflowed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(~finite, tf.float32))
+    overflowed = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.cast(~finite, tf.float32)
+    )
     return [tf.where(overflowed > 0, tf.constant(float("nan"), g.dtype), g) for g in grads]
 
 
@@ -215,7 +223,9 @@ class Checkpoints:
         else:
             self.scratch = tempfile.TemporaryDirectory(prefix="animegan-worker-")  # deleted with this object
             directory = self.scratch.name
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=keep, checkpoint_name=rundir.CHECKPOINT_PREFIX)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(directory), max_to_keep=keep, checkpoint_name=rundir.CHECKPOINT_PREFIX
+        )
 
     def save(self, step: int) -> str:
         try:
@@ -234,15 +244,23 @@ class Checkpoints:
     def _restore(self, prefix: str):
         # A checkpoint from before p was checkpointed (animegan 0.1.0) resumes everything else; p starts afresh.
         old = not any(name.startswith("augment/") for name, _ in tf.train.list_variables(prefix))
-        return (self.state.checkpoint(without=("augment",)) if old else self.checkpoint).restore(prefix).assert_existing_objects_matched()
+        return (
+            (self.state.checkpoint(without=("augment",)) if old else self.checkpoint)
+            .restore(prefix)
+            .assert_existing_objects_matched()
+        )
 
 
 def fit_batch_size(requested: int, num_images: int, replicas: int) -> int:
     """The global batch: `requested`, shrunk to the data set when that is smaller (a warning, not an error)."""
     if requested % replicas:
-        raise UserError(f"train.batch_size {requested} does not split evenly over {replicas} replicas; use a multiple of {replicas}")
+        raise UserError(
+            f"train.batch_size {requested} does not split evenly over {replicas} replicas; use a multiple of {replicas}"
+        )
     if num_images < max(2, replicas):
-        raise UserError(f"only {num_images} training image(s); at least {max(2, replicas)} are needed: add images and re-run preprocess")
+        raise UserError(
+            f"only {num_images} training image(s); at least {max(2, replicas)} are needed: add images and re-run preprocess"
+        )
     if num_images >= requested:
         return requested
     fitted = num_images - num_images % replicas
@@ -276,32 +294,54 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
             done = int(state.epoch.numpy())
             log(f"resumed {restored} (epoch {done}, step {int(state.step.numpy())})")
             if done >= cfg.train.epochs:
-                log(f"run {run} already has {done} epochs and --epochs ({cfg.train.epochs}) is the total to reach, "
-                    f"not a number to add; to train more: animegan train --resume {run} --epochs {done + max(10, done // 2)}")
+                log(
+                    f"run {run} already has {done} epochs and --epochs ({cfg.train.epochs}) is the total to reach, "
+                    f"not a number to add; to train more: animegan train --resume {run} --epochs {done + max(10, done // 2)}"
+                )
                 return run
             if chief and (dropped := rundir.drop_metrics_after(run, done)):
-                log(f"dropped {dropped} line(s) past epoch {done} from {rundir.metrics_path(run)}: those epochs are trained again")
-        images = load_images(Path(cfg.data.dir), cfg.data.size, cfg.data.channels, cfg.data.limit, show_progress=chief,
-                             cache_dir=cfg.data.cache_dir)
+                log(
+                    f"dropped {dropped} line(s) past epoch {done} from {rundir.metrics_path(run)}: those epochs are trained again"
+                )
+        images = load_images(
+            Path(cfg.data.dir),
+            cfg.data.size,
+            cfg.data.channels,
+            cfg.data.limit,
+            show_progress=chief,
+            cache_dir=cfg.data.cache_dir,
+        )
         if chief:
-            log(f"image cache: {images.filename} ({images.nbytes / 1e9:.2f} GB, memory-mapped; safe to delete, rebuilt when "
-                f"needed; data.cache_dir puts it elsewhere)")
+            log(
+                f"image cache: {images.filename} ({images.nbytes / 1e9:.2f} GB, memory-mapped; safe to delete, rebuilt when "
+                f"needed; data.cache_dir puts it elsewhere)"
+            )
         global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
         steps_per_epoch = len(images) // global_batch
         if chief and (note := small_data_note(cfg.train, len(images), global_batch)):
             log(note)
         if chief:
             rundir.save_config(run, cfg)
-            runtime = {"animegan": __version__, "tensorflow": tf.__version__, "precision": precision, "xla": xla,
-                       "replicas": strategy.num_replicas_in_sync, "device": describe_device(gpus), "images": len(images),
-                       "batch_size": global_batch, "steps_per_epoch": steps_per_epoch}
+            runtime = {
+                "animegan": __version__,
+                "tensorflow": tf.__version__,
+                "precision": precision,
+                "xla": xla,
+                "replicas": strategy.num_replicas_in_sync,
+                "device": describe_device(gpus),
+                "images": len(images),
+                "batch_size": global_batch,
+                "steps_per_epoch": steps_per_epoch,
+            }
             (run / "runtime.json").write_text(json.dumps(runtime, indent=2) + "\n", encoding="utf-8")
         log(
             f"run {run}: {len(images)} images, batch {global_batch}, {steps_per_epoch} steps/epoch, "
             f"{precision}, XLA {'on' if xla else 'off'}, {strategy.num_replicas_in_sync} replica(s) on {describe_device(gpus)}"
         )
         train_step = make_train_step(cfg, state, strategy, global_batch, xla)
-        loop = EpochLoop(cfg, state, strategy, train_step, checkpoints, run, chief, images, global_batch, steps_per_epoch)
+        loop = EpochLoop(
+            cfg, state, strategy, train_step, checkpoints, run, chief, images, global_batch, steps_per_epoch
+        )
         with GracefulStop() as stop:
             try:
                 loop.run(stop)
@@ -321,7 +361,9 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
 class EpochLoop:
     """Runs epochs until train.epochs is reached, writing what each epoch end owes the run directory."""
 
-    def __init__(self, cfg, state, strategy, train_step, checkpoints, run, chief, images, global_batch, steps_per_epoch):
+    def __init__(
+        self, cfg, state, strategy, train_step, checkpoints, run, chief, images, global_batch, steps_per_epoch
+    ):
         self.cfg, self.state, self.strategy, self.train_step = cfg, state, strategy, train_step
         self.checkpoints, self.run_dir, self.chief, self.images = checkpoints, run, chief, images
         self.global_batch, self.steps_per_epoch = global_batch, steps_per_epoch
@@ -353,7 +395,9 @@ class EpochLoop:
                 if stop.signum is not None:
                     self.stop_for_signal(stop.signum)
                 if out_of_time:
-                    log(f"train.max_minutes ({cfg.train.max_minutes:g}) reached after epoch {epoch}; continue with --resume {self.run_dir}")
+                    log(
+                        f"train.max_minutes ({cfg.train.max_minutes:g}) reached after epoch {epoch}; continue with --resume {self.run_dir}"
+                    )
                     break
             if self.chief:
                 gif = write_progress_gif(self.run_dir)
@@ -370,8 +414,14 @@ class EpochLoop:
         sums, pending, steps = {}, [], 0
         step = int(self.state.step.numpy())
         r1_every = self.cfg.train.r1_every if self.cfg.train.r1_gamma > 0 else 0
-        bar = tqdm(total=self.steps_per_epoch, initial=skip, desc=f"epoch {epoch}/{self.cfg.train.epochs}",
-                   unit="step", disable=not self.chief, dynamic_ncols=True)
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=skip,
+            desc=f"epoch {epoch}/{self.cfg.train.epochs}",
+            unit="step",
+            disable=not self.chief,
+            dynamic_ncols=True,
+        )
         start = time.perf_counter()
         for batch in batches:
             pending.append(self.train_step(batch, regularize=bool(r1_every) and (step + steps) % r1_every == 0))
@@ -379,8 +429,11 @@ class EpochLoop:
             bar.update(1)
             if len(pending) == FETCH_EVERY or stop.signum is not None:
                 self.fetch(pending, sums, epoch)
-                bar.set_postfix(d=f"{mean(sums, 'd_loss'):.3f}", g=f"{mean(sums, 'g_loss'):.3f}",
-                                img_s=f"{steps * self.global_batch / (time.perf_counter() - start):.0f}")
+                bar.set_postfix(
+                    d=f"{mean(sums, 'd_loss'):.3f}",
+                    g=f"{mean(sums, 'g_loss'):.3f}",
+                    img_s=f"{steps * self.global_batch / (time.perf_counter() - start):.0f}",
+                )
             if stop.signum is not None:
                 break
         self.fetch(pending, sums, epoch)
@@ -411,14 +464,22 @@ class EpochLoop:
         prefix = self.checkpoints.save(int(self.state.step.numpy()))
         name = signal.Signals(signum).name
         if self.chief:
-            log(f"{name}: saved {prefix} at step {int(self.state.step.numpy())}; resume with: animegan train --resume {self.run_dir}")
+            log(
+                f"{name}: saved {prefix} at step {int(self.state.step.numpy())}; resume with: animegan train --resume {self.run_dir}"
+            )
         raise SystemExit(128 + signum)
 
     def end_of_epoch(self, epoch: int, sums: dict, seconds: float, epoch_start: float, last: bool) -> None:
         """Sample grid, checkpoint, metrics: `images_per_s` counts the steps alone, `wall_s` the whole epoch."""
         cfg, state = self.cfg, self.state
         record = {"epoch": epoch, "step": int(state.step.numpy())}
-        record.update({k: mean(sums, k) for k in ("d_loss", "g_loss", "d_real", "d_fake", "r1", "augment_p", "ada_rt") if k in sums})
+        record.update(
+            {
+                k: mean(sums, k)
+                for k in ("d_loss", "g_loss", "d_real", "d_fake", "r1", "augment_p", "ada_rt")
+                if k in sums
+            }
+        )
         record["images_per_s"] = sums["steps"] * self.global_batch / max(seconds, 1e-9)
         if cfg.train.ema_bn == "standing":
             standing_batchnorm_stats(state.ema_generator, cfg.train.seed)
@@ -461,11 +522,20 @@ class Evaluator:
     def evaluate(self, state: TrainState) -> dict:
         from animegan.metrics import evaluate_generator
 
-        results = evaluate_generator(state.ema_generator, self.real, self.metrics, self.n, self.seed,
-                                     real_features=self.real_features, inception_model=self.inception)
+        results = evaluate_generator(
+            state.ema_generator,
+            self.real,
+            self.metrics,
+            self.n,
+            self.seed,
+            real_features=self.real_features,
+            inception_model=self.inception,
+        )
         if results[self.metric] < self.best_value:
             self.best_value = results[self.metric]
-            best = tf.train.CheckpointManager(state.checkpoint(), str(self.best_dir), max_to_keep=1, checkpoint_name="best")
+            best = tf.train.CheckpointManager(
+                state.checkpoint(), str(self.best_dir), max_to_keep=1, checkpoint_name="best"
+            )
             best.save(checkpoint_number=int(state.step.numpy()))
             log(f"new best {self.metric} {self.best_value:.3f}: {best.latest_checkpoint}")
         return results

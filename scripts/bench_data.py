@@ -72,12 +72,15 @@ def tiny_step(size: int):
     import keras
     import tensorflow as tf
 
-    model = keras.Sequential([
-        keras.Input((size, size, 3)),
-        keras.layers.Conv2D(16, 5, strides=2, padding="same", activation="relu"),
-        keras.layers.Conv2D(32, 5, strides=2, padding="same", activation="relu"),
-        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            keras.layers.Conv2D(16, 5, strides=2, padding="same", activation="relu"),
+            keras.layers.Conv2D(32, 5, strides=2, padding="same", activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1),
+        ]
+    )
     optimizer = keras.optimizers.Adam(1e-4)
 
     @tf.function
@@ -96,22 +99,35 @@ def child(variant: str, mode: str, folder: Path, limit: int, cache_dir: Path, ar
     if variant == "build":
         started, cpu = time.perf_counter(), cpu_seconds()
         images = load_images(folder, args.size, 3, limit, show_progress=False, cache_dir=cache_dir)
-        return {"seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds() - cpu, "peak_mib": peak_mib(),
-                "cache_gb": images.nbytes / 1e9, "images": len(images)}
+        return {
+            "seconds": time.perf_counter() - started,
+            "cpu_seconds": cpu_seconds() - cpu,
+            "peak_mib": peak_mib(),
+            "cache_gb": images.nbytes / 1e9,
+            "images": len(images),
+        }
 
     import tensorflow as tf
 
-    images = load_images(folder, args.size, 3, limit, show_progress=False, cache_dir=cache_dir)  # maps the cache "build" wrote
+    images = load_images(
+        folder, args.size, 3, limit, show_progress=False, cache_dir=cache_dir
+    )  # maps the cache "build" wrote
     if variant == "in-memory":
         with tf.device("/cpu:0"):
-            data = tf.constant(np.load(images.filename))  # as load_images used to load it, then the trainer's tf.constant
+            data = tf.constant(
+                np.load(images.filename)
+            )  # as load_images used to load it, then the trainer's tf.constant
 
         def dataset(epoch: int):
             order = epoch_order(len(images), 0, epoch)
-            return (tf.data.Dataset.from_tensor_slices(order).batch(args.batch, drop_remainder=True)
-                    .map(lambda index: tf.gather(data, index), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                    .prefetch(tf.data.AUTOTUNE))
+            return (
+                tf.data.Dataset.from_tensor_slices(order)
+                .batch(args.batch, drop_remainder=True)
+                .map(lambda index: tf.gather(data, index), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .prefetch(tf.data.AUTOTUNE)
+            )
     else:
+
         def dataset(epoch: int):
             return epoch_dataset(images, args.batch, 0, epoch)
 
@@ -143,9 +159,28 @@ def child(variant: str, mode: str, folder: Path, limit: int, cache_dir: Path, ar
 
 
 def run_child(variant: str, mode: str, folder: Path, limit: int, cache_dir: Path, args) -> dict:
-    command = [sys.executable, __file__, "--child", variant, "--child-mode", mode, "--child-folder", str(folder),
-               "--child-limit", str(limit), "--child-cache", str(cache_dir), "--size", str(args.size),
-               "--epochs", str(args.epochs), "--steps", str(args.steps), "--batch", str(args.batch)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        "--child-mode",
+        mode,
+        "--child-folder",
+        str(folder),
+        "--child-limit",
+        str(limit),
+        "--child-cache",
+        str(cache_dir),
+        "--size",
+        str(args.size),
+        "--epochs",
+        str(args.epochs),
+        "--steps",
+        str(args.steps),
+        "--batch",
+        str(args.batch),
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -172,7 +207,9 @@ def main() -> None:
     parser.add_argument("--child-cache", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.child_mode, args.child_folder, args.child_limit, args.child_cache, args)))
+        print(
+            json.dumps(child(args.child, args.child_mode, args.child_folder, args.child_limit, args.child_cache, args))
+        )
         return
 
     try:
@@ -182,16 +219,25 @@ def main() -> None:
         sets = {"small": (args.small, args.work / "cache-small"), "big": (args.big, args.work / "cache-big")}
         builds = {name: run_child("build", "", images, limit, cache, args) for name, (limit, cache) in sets.items()}
         for name, build in builds.items():
-            print(f"  built the {name} cache: {build['cache_gb']:.2f} GB in {build['seconds']:.0f} s, peak {build['peak_mib']:.0f} MiB", file=sys.stderr)
-        variants = [(variant, mode, name) for mode in ("pipeline", "+ step")
-                    for variant, name in (("in-memory", "small"), ("cache", "small"), ("cache", "big"))]
+            print(
+                f"  built the {name} cache: {build['cache_gb']:.2f} GB in {build['seconds']:.0f} s, peak {build['peak_mib']:.0f} MiB",
+                file=sys.stderr,
+            )
+        variants = [
+            (variant, mode, name)
+            for mode in ("pipeline", "+ step")
+            for variant, name in (("in-memory", "small"), ("cache", "small"), ("cache", "big"))
+        ]
         results = {v: [] for v in variants}
         load_before = os.getloadavg()
         for repeat in range(args.repeats):
             for variant, mode, name in variants:
                 results[(variant, mode, name)].append(run_child(variant, mode, images, *sets[name], args))
-                print(f"  run {repeat + 1}/{args.repeats} {variant} {mode} {name}: "
-                      f"{results[(variant, mode, name)][-1]['images_per_s']:.0f} img/s", file=sys.stderr)
+                print(
+                    f"  run {repeat + 1}/{args.repeats} {variant} {mode} {name}: "
+                    f"{results[(variant, mode, name)][-1]['images_per_s']:.0f} img/s",
+                    file=sys.stderr,
+                )
         load_after = os.getloadavg()
     finally:
         if not args.keep:
@@ -201,25 +247,52 @@ def main() -> None:
     for (variant, mode, name), runs in results.items():
         rate = statistics.median(r["images_per_s"] for r in runs)
         baseline = statistics.median(r["images_per_s"] for r in results[("in-memory", mode, "small")])
-        rows.append({"pipeline": variant, "mode": mode, "set": name, "images": sets[name][0], "cache_gb": round(builds[name]["cache_gb"], 2),
-                     "images_per_s": round(rate), "runs": [round(r["images_per_s"]) for r in runs],
-                     "ratio_to_in_memory": round(rate / baseline, 3),
-                     "cpu_ms_per_1k": round(statistics.median(r["cpu_ms_per_1k"] for r in runs), 1),
-                     "peak_mib": round(statistics.median(r["peak_mib"] for r in runs))})
-    print(f"\n{'pipeline':<10} {'mode':<9} {'set':<6} {'images':>8} {'cache GB':>9} {'img/s':>8} {'x in-memory':>12} "
-          f"{'CPU ms/1k img':>14} {'peak RSS MiB':>13}")
+        rows.append(
+            {
+                "pipeline": variant,
+                "mode": mode,
+                "set": name,
+                "images": sets[name][0],
+                "cache_gb": round(builds[name]["cache_gb"], 2),
+                "images_per_s": round(rate),
+                "runs": [round(r["images_per_s"]) for r in runs],
+                "ratio_to_in_memory": round(rate / baseline, 3),
+                "cpu_ms_per_1k": round(statistics.median(r["cpu_ms_per_1k"] for r in runs), 1),
+                "peak_mib": round(statistics.median(r["peak_mib"] for r in runs)),
+            }
+        )
+    print(
+        f"\n{'pipeline':<10} {'mode':<9} {'set':<6} {'images':>8} {'cache GB':>9} {'img/s':>8} {'x in-memory':>12} "
+        f"{'CPU ms/1k img':>14} {'peak RSS MiB':>13}"
+    )
     for row in rows:
-        print(f"{row['pipeline']:<10} {row['mode']:<9} {row['set']:<6} {row['images']:>8} {row['cache_gb']:>9.2f} {row['images_per_s']:>8} "
-              f"{row['ratio_to_in_memory']:>12.2f} {row['cpu_ms_per_1k']:>14.1f} {row['peak_mib']:>13}")
+        print(
+            f"{row['pipeline']:<10} {row['mode']:<9} {row['set']:<6} {row['images']:>8} {row['cache_gb']:>9.2f} {row['images_per_s']:>8} "
+            f"{row['ratio_to_in_memory']:>12.2f} {row['cpu_ms_per_1k']:>14.1f} {row['peak_mib']:>13}"
+        )
     for name, build in builds.items():
-        print(f"building the {name} cache ({build['images']} PNGs -> {build['cache_gb']:.2f} GB): {build['seconds']:.0f} s, "
-              f"{build['cpu_seconds']:.0f} CPU s, peak RSS {build['peak_mib']:.0f} MiB")
-    print(f"{args.size}x{args.size} RGB, batch {args.batch}, {args.epochs} epochs a pipeline run, {args.steps} steps a run with the step, "
-          f"medians of {args.repeats} runs; "
-          f"cpus {os.cpu_count()}, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
-    report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "size": args.size, "batch": args.batch,
-              "epochs": args.epochs, "steps": args.steps, "repeats": args.repeats, "load_average_before": load_before, "load_average_after": load_after,
-              "builds": builds, "rows": rows}
+        print(
+            f"building the {name} cache ({build['images']} PNGs -> {build['cache_gb']:.2f} GB): {build['seconds']:.0f} s, "
+            f"{build['cpu_seconds']:.0f} CPU s, peak RSS {build['peak_mib']:.0f} MiB"
+        )
+    print(
+        f"{args.size}x{args.size} RGB, batch {args.batch}, {args.epochs} epochs a pipeline run, {args.steps} steps a run with the step, "
+        f"medians of {args.repeats} runs; "
+        f"cpus {os.cpu_count()}, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+    )
+    report = {
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "size": args.size,
+        "batch": args.batch,
+        "epochs": args.epochs,
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "builds": builds,
+        "rows": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -60,7 +60,9 @@ def draw_picture(rng: np.random.Generator, height: int, width: int) -> np.ndarra
     for _ in range(20):
         start = (int(rng.integers(0, width)), int(rng.integers(0, height)))
         end = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        cv2.line(picture, start, end, tuple(int(c) for c in rng.integers(0, 256, 3)), int(rng.integers(1, 5)), cv2.LINE_AA)
+        cv2.line(
+            picture, start, end, tuple(int(c) for c in rng.integers(0, 256, 3)), int(rng.integers(1, 5)), cv2.LINE_AA
+        )
     noise = rng.normal(0, rng.uniform(2, 8), picture.shape)
     return np.clip(picture + noise, 0, 255).astype(np.uint8)
 
@@ -93,7 +95,9 @@ def timed(commands: list[list[str]], out: Path) -> tuple[float, float]:
     out.mkdir(parents=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cpu, started = children_cpu(), time.perf_counter()
-    processes = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands]
+    processes = [
+        subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for c in commands
+    ]
     if any(p.wait() != 0 for p in processes):
         raise SystemExit(f"failed: {commands}")
     return time.perf_counter() - started, children_cpu() - cpu
@@ -149,7 +153,11 @@ def main() -> None:
 
     sets = [
         ("512x512", args.n, make_set(args.work / "images" / "512", args.n, lambda rng: (512, 512), seed=1)),
-        ("~100px", args.n_small, make_set(args.work / "images" / "small", args.n_small, lambda rng: tuple(rng.integers(80, 121, 2)), seed=2)),
+        (
+            "~100px",
+            args.n_small,
+            make_set(args.work / "images" / "small", args.n_small, lambda rng: tuple(rng.integers(80, 121, 2)), seed=2),
+        ),
     ]
     # Every run writes a new folder and all are deleted at the end, not between runs: on ext4 without
     # a journal (this VM's disk) creating files in the 30 s after thousands were deleted costs up to
@@ -164,8 +172,10 @@ def main() -> None:
         shutil.rmtree(outputs, ignore_errors=True)
     load_after = os.getloadavg()
 
-    print(f"{'set':<9} {'images':>6} {'original loop/s':>16} {'preprocess/s':>13} {'ratio':>6}   {'original in 2 procs/s':>21}"
-          f"   {'CPU ms/img: loop':>16} {'preprocess':>10} {'ratio':>6} {'1 worker':>8}")
+    print(
+        f"{'set':<9} {'images':>6} {'original loop/s':>16} {'preprocess/s':>13} {'ratio':>6}   {'original in 2 procs/s':>21}"
+        f"   {'CPU ms/img: loop':>16} {'preprocess':>10} {'ratio':>6} {'1 worker':>8}"
+    )
     for row in rows:
         per_s, cpu_ms = row["per_s"], row["cpu_ms_per_image"]
         print(
@@ -173,9 +183,17 @@ def main() -> None:
             f"   {per_s['original_2procs']:>14.0f} ({row['two_process_ceiling']:.2f}x)"
             f"   {cpu_ms['original']:>16.3f} {cpu_ms['preprocess']:>10.3f} {row['cpu_ratio']:>5.2f}x {cpu_ms['preprocess_1worker']:>8.3f}"
         )
-    print(f"cpus {os.cpu_count()}, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; medians of {args.runs} runs")
+    print(
+        f"cpus {os.cpu_count()}, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; medians of {args.runs} runs"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"rows": rows, "cpus": os.cpu_count(), "load_average_before": load_before, "load_average_after": load_after, "runs": args.runs}
+    result = {
+        "rows": rows,
+        "cpus": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "runs": args.runs,
+    }
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -45,7 +45,9 @@ def untrained_default_run(run: Path) -> Path:
         save_config(run, cfg)
         generator = build_generator(cfg.model, cfg.data.size, cfg.data.channels)
         checkpoint = tf.train.Checkpoint(ema_generator=generator, epoch=tf.Variable(0, dtype=tf.int64))
-        tf.train.CheckpointManager(checkpoint, checkpoint_dir(run), max_to_keep=1, checkpoint_name=CHECKPOINT_PREFIX).save(checkpoint_number=0)
+        tf.train.CheckpointManager(
+            checkpoint, checkpoint_dir(run), max_to_keep=1, checkpoint_name=CHECKPOINT_PREFIX
+        ).save(checkpoint_number=0)
     return run
 
 
@@ -81,10 +83,14 @@ def images_per_second(run: Path, n: int, repeats: int) -> tuple[float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, help="Run to sample (default: an untrained default-config run in bench-out/).")
+    parser.add_argument(
+        "--run", type=Path, help="Run to sample (default: an untrained default-config run in bench-out/)."
+    )
     parser.add_argument("--n", type=int, default=1000, help="Images for the images/s figure (default 1000).")
     parser.add_argument("--repeats", type=int, default=3, help="Runs of each measurement (default 3).")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench-out" / "sample.json", help="Where to write the results.")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "bench-out" / "sample.json", help="Where to write the results."
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -110,7 +116,9 @@ def main() -> None:
     bench_out.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"{'time to first image':<22}{results['time_to_first_image_s']:>8.2f} s   (median of {args.repeats})")
-    print(f"{'images/s':<22}{results['images_per_s']:>8.1f}     ({args.n} images, batch {BATCH_SIZE}, traced {traces}x)")
+    print(
+        f"{'images/s':<22}{results['images_per_s']:>8.1f}     ({args.n} images, batch {BATCH_SIZE}, traced {traces}x)"
+    )
     print(f"wrote {args.json}")
 
 

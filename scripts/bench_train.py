@@ -70,20 +70,38 @@ def tutorial(images, warmup: int, steps: int) -> float:
     import tensorflow as tf
     from tensorflow.keras import layers
 
-    generator = tf.keras.Sequential([
-        layers.Input((NOISE,)), layers.Dense(7 * 7 * 256, use_bias=False), layers.BatchNormalization(), layers.LeakyReLU(),
-        layers.Reshape((7, 7, 256)),
-        layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False), layers.BatchNormalization(), layers.LeakyReLU(),
-        layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False), layers.BatchNormalization(), layers.LeakyReLU(),
-        layers.Conv2DTranspose(32, 5, strides=2, padding="same", use_bias=False), layers.BatchNormalization(), layers.LeakyReLU(),
-        layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False, activation="tanh"),
-    ])
-    discriminator = tf.keras.Sequential([
-        layers.Input((SIZE, SIZE, 1)),
-        layers.Conv2D(64, 5, strides=2, padding="same"), layers.LeakyReLU(), layers.Dropout(0.3),
-        layers.Conv2D(128, 5, strides=2, padding="same"), layers.LeakyReLU(), layers.Dropout(0.3),
-        layers.Flatten(), layers.Dense(1),
-    ])
+    generator = tf.keras.Sequential(
+        [
+            layers.Input((NOISE,)),
+            layers.Dense(7 * 7 * 256, use_bias=False),
+            layers.BatchNormalization(),
+            layers.LeakyReLU(),
+            layers.Reshape((7, 7, 256)),
+            layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.LeakyReLU(),
+            layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.LeakyReLU(),
+            layers.Conv2DTranspose(32, 5, strides=2, padding="same", use_bias=False),
+            layers.BatchNormalization(),
+            layers.LeakyReLU(),
+            layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False, activation="tanh"),
+        ]
+    )
+    discriminator = tf.keras.Sequential(
+        [
+            layers.Input((SIZE, SIZE, 1)),
+            layers.Conv2D(64, 5, strides=2, padding="same"),
+            layers.LeakyReLU(),
+            layers.Dropout(0.3),
+            layers.Conv2D(128, 5, strides=2, padding="same"),
+            layers.LeakyReLU(),
+            layers.Dropout(0.3),
+            layers.Flatten(),
+            layers.Dense(1),
+        ]
+    )
     bce = tf.keras.losses.BinaryCrossentropy(from_logits=True)
     g_opt, d_opt = tf.keras.optimizers.Adam(1e-4), tf.keras.optimizers.Adam(1e-4)
 
@@ -95,8 +113,12 @@ def tutorial(images, warmup: int, steps: int) -> float:
             real_out, fake_out = discriminator(real, training=True), discriminator(fake, training=True)
             g_loss = bce(tf.ones_like(fake_out), fake_out)
             d_loss = bce(tf.ones_like(real_out), real_out) + bce(tf.zeros_like(fake_out), fake_out)
-        g_opt.apply_gradients(zip(g_tape.gradient(g_loss, generator.trainable_variables), generator.trainable_variables))
-        d_opt.apply_gradients(zip(d_tape.gradient(d_loss, discriminator.trainable_variables), discriminator.trainable_variables))
+        g_opt.apply_gradients(
+            zip(g_tape.gradient(g_loss, generator.trainable_variables), generator.trainable_variables)
+        )
+        d_opt.apply_gradients(
+            zip(d_tape.gradient(d_loss, discriminator.trainable_variables), discriminator.trainable_variables)
+        )
         return d_loss
 
     data = (images.astype("float32") - 127.5) / 127.5  # the tutorial holds the data set as float32
@@ -150,13 +172,17 @@ def animegan_config(variant: str) -> tuple[str, tuple]:
     return Config().train.augment, ("train.augment_p=auto",) if variant == "animegan+ada" else ("train.augment_p=1",)
 
 
-def paired_rates(images, precision: str, variants: list[str], warmup: int, steps: int, rounds: int) -> list[list[float]]:
+def paired_rates(
+    images, precision: str, variants: list[str], warmup: int, steps: int, rounds: int
+) -> list[list[float]]:
     """Images/s of each variant in each round: their blocks of `steps` steps alternate in this one process."""
     steppers = [animegan_stepper(images, precision, *animegan_config(v)) for v in variants]
     iterators = [iter(batches) for _, batches in steppers]
     for (step, _), batches in zip(steppers, iterators):
         timed_steps(step, batches, warmup, 1)
-    return [[timed_steps(step, batches, 0, steps) for (step, _), batches in zip(steppers, iterators)] for _ in range(rounds)]
+    return [
+        [timed_steps(step, batches, 0, steps) for (step, _), batches in zip(steppers, iterators)] for _ in range(rounds)
+    ]
 
 
 def animegan_train(images, precision: str) -> float:
@@ -173,7 +199,12 @@ def animegan_train(images, precision: str) -> float:
         for i, image in enumerate(images[: BATCH * 20]):
             cv2.imwrite(str(face / f"{i:05d}.png"), image)
         cfg = Config()
-        cfg.data.dir, cfg.train.runs_dir, cfg.train.epochs, cfg.train.precision = str(face), str(Path(tmp) / "runs"), 2, precision
+        cfg.data.dir, cfg.train.runs_dir, cfg.train.epochs, cfg.train.precision = (
+            str(face),
+            str(Path(tmp) / "runs"),
+            2,
+            precision,
+        )
         cfg.train.batch_size = BATCH
         cfg.train.augment = ""
         run = train(cfg)
@@ -186,7 +217,7 @@ def child(variant: str, precision: str, warmup: int, steps: int) -> None:
 
     images = np.random.default_rng(0).integers(0, 256, (20000, SIZE, SIZE, 1), dtype=np.uint8)
     if variant.startswith("paired:"):
-        names, rounds = variant[len("paired:"):].rsplit(":", 1)
+        names, rounds = variant[len("paired:") :].rsplit(":", 1)
         print(json.dumps({"rounds": paired_rates(images, precision, names.split(","), warmup, steps, int(rounds))}))
         return
     if variant.startswith("tutorial"):
@@ -203,7 +234,18 @@ def run_child(variant: str, precision: str, warmup: int, steps: int) -> dict:
     env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's default for "tutorial", animegan's for the rest
     if variant == "tutorial+onednn":
         env["TF_ENABLE_ONEDNN_OPTS"] = "1"
-    command = [sys.executable, __file__, "--child", variant, "--precisions", precision, "--warmup", str(warmup), "--steps", str(steps)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        variant,
+        "--precisions",
+        precision,
+        "--warmup",
+        str(warmup),
+        "--steps",
+        str(steps),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{variant} {precision} failed:\n{done.stderr[-2000:]}")
@@ -218,8 +260,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--no-train", action="store_true", help="skip the whole-epoch `animegan train` measurement")
     parser.add_argument("--variants", help=f"comma list of {', '.join(VARIANTS)} (default: all)")
-    parser.add_argument("--study", help="comma list of study variants to time instead, study:NAME (stabilisers) or texture:NAME (scripts/studylib.py)")
-    parser.add_argument("--paired", help="comma list of animegan step variants to time in one process, alternating (see above)")
+    parser.add_argument(
+        "--study",
+        help="comma list of study variants to time instead, study:NAME (stabilisers) or texture:NAME (scripts/studylib.py)",
+    )
+    parser.add_argument(
+        "--paired", help="comma list of animegan step variants to time in one process, alternating (see above)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out" / "train.json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -229,11 +276,19 @@ def main() -> None:
 
     from animegan.distribute import cpu_has_native_bf16
 
-    precisions = args.precisions.split(",") if args.precisions else ["float32"] + (["mixed_bfloat16"] if cpu_has_native_bf16() else [])
+    precisions = (
+        args.precisions.split(",")
+        if args.precisions
+        else ["float32"] + (["mixed_bfloat16"] if cpu_has_native_bf16() else [])
+    )
     if args.paired:
         paired_main(args, precisions)
         return
-    chosen = args.variants.split(",") if args.variants else [v for v in VARIANTS if not ((args.no_train or args.study) and v == "animegan train")]
+    chosen = (
+        args.variants.split(",")
+        if args.variants
+        else [v for v in VARIANTS if not ((args.no_train or args.study) and v == "animegan train")]
+    )
     if set(chosen) - set(VARIANTS):
         parser.error(f"unknown variant in --variants; choose from {', '.join(VARIANTS)}")
     tutorials = [(v, "float32") for v in chosen if v.startswith("tutorial")]
@@ -245,23 +300,47 @@ def main() -> None:
     for repeat in range(args.repeats):
         for variant in variants:
             results[variant].append(run_child(*variant, args.warmup, args.steps))
-            print(f"  run {repeat + 1}/{args.repeats} {variant[0]} {variant[1]}: {results[variant][-1]['images_per_s']:.0f} img/s", file=sys.stderr)
+            print(
+                f"  run {repeat + 1}/{args.repeats} {variant[0]} {variant[1]}: {results[variant][-1]['images_per_s']:.0f} img/s",
+                file=sys.stderr,
+            )
 
     rates = {key: statistics.median(r["images_per_s"] for r in runs) for key, runs in results.items()}
     # Ratios against the tutorial (both settings) and, for the adaptive strength, against fixed DiffAugment.
-    baselines = {"tutorial": lambda p: ("tutorial", "float32"), "tutorial_onednn": lambda p: ("tutorial+onednn", "float32"),
-                 "augment": lambda p: ("animegan+augment", p)}
+    baselines = {
+        "tutorial": lambda p: ("tutorial", "float32"),
+        "tutorial_onednn": lambda p: ("tutorial+onednn", "float32"),
+        "augment": lambda p: ("animegan+augment", p),
+    }
     rows = []
     for (variant, precision), runs in results.items():
         rate = rates[(variant, precision)]
-        ratios = {f"ratio_to_{name}": round(rate / rates[key(precision)], 3) for name, key in baselines.items() if key(precision) in rates}
-        rows.append({"variant": variant, "precision": precision, "images_per_s": round(rate, 1),
-                     "runs": [round(r["images_per_s"], 1) for r in runs], **ratios,
-                     "peak_mib": round(statistics.median(r["peak_mib"] for r in runs))})
-    print(f"\n{'variant':<22} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'x tut+onednn':>13} {'x augment':>10} {'peak MiB':>9}")
+        ratios = {
+            f"ratio_to_{name}": round(rate / rates[key(precision)], 3)
+            for name, key in baselines.items()
+            if key(precision) in rates
+        }
+        rows.append(
+            {
+                "variant": variant,
+                "precision": precision,
+                "images_per_s": round(rate, 1),
+                "runs": [round(r["images_per_s"], 1) for r in runs],
+                **ratios,
+                "peak_mib": round(statistics.median(r["peak_mib"] for r in runs)),
+            }
+        )
+    print(
+        f"\n{'variant':<22} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'x tut+onednn':>13} {'x augment':>10} {'peak MiB':>9}"
+    )
     for row in rows:
-        cells = [f"{row[k]:.2f}" if k in row else "-" for k in ("ratio_to_tutorial", "ratio_to_tutorial_onednn", "ratio_to_augment")]
-        print(f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {cells[0]:>11} {cells[1]:>13} {cells[2]:>10} {row['peak_mib']:>9}")
+        cells = [
+            f"{row[k]:.2f}" if k in row else "-"
+            for k in ("ratio_to_tutorial", "ratio_to_tutorial_onednn", "ratio_to_augment")
+        ]
+        print(
+            f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {cells[0]:>11} {cells[1]:>13} {cells[2]:>10} {row['peak_mib']:>9}"
+        )
     write_report(args.out, repeats=args.repeats, steps=args.steps, rows=rows)
 
 
@@ -269,8 +348,15 @@ def write_report(path: Path, **fields) -> None:
     """The JSON beside the printed table: the machine and load, then the measurements."""
     from animegan.distribute import cpu_has_native_bf16
 
-    report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
-              "size": SIZE, "batch": BATCH, "load_avg": os.getloadavg(), **fields}
+    report = {
+        "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "native_bf16": cpu_has_native_bf16(),
+        "size": SIZE,
+        "batch": BATCH,
+        "load_avg": os.getloadavg(),
+        **fields,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {path}")
@@ -280,20 +366,34 @@ def paired_main(args, precisions: list[str]) -> None:
     names = args.paired.split(",")
     studies = {n for n in names if n.startswith(("study:", "texture:"))}
     if len(names) < 2 or set(names) - {"animegan", "animegan+augment", "animegan+ada"} - studies:
-        raise SystemExit("--paired takes two or more of animegan, animegan+augment, animegan+ada, study:NAME, texture:NAME")
+        raise SystemExit(
+            "--paired takes two or more of animegan, animegan+augment, animegan+ada, study:NAME, texture:NAME"
+        )
     rows = []
     for precision in precisions:
         rounds = run_child(f"paired:{args.paired}:{args.repeats}", precision, args.warmup, args.steps)["rounds"]
         for i, name in enumerate(names):
             ratios = [r[i] / r[0] for r in rounds]
-            rows.append({"variant": name, "precision": precision, "images_per_s": round(statistics.median(r[i] for r in rounds), 1),
-                         "ratio_to_first": round(statistics.median(ratios), 3),
-                         "ratio_quartiles": [round(q, 3) for q in statistics.quantiles(ratios, n=4)] if len(ratios) > 1 else None,
-                         "rounds": [round(r[i], 1) for r in rounds]})
+            rows.append(
+                {
+                    "variant": name,
+                    "precision": precision,
+                    "images_per_s": round(statistics.median(r[i] for r in rounds), 1),
+                    "ratio_to_first": round(statistics.median(ratios), 3),
+                    "ratio_quartiles": [round(q, 3) for q in statistics.quantiles(ratios, n=4)]
+                    if len(ratios) > 1
+                    else None,
+                    "rounds": [round(r[i], 1) for r in rounds],
+                }
+            )
     print(f"\n{'variant':<22} {'precision':<15} {'img/s':>8} {'x ' + names[0]:>20} {'quartiles of the ratio':>24}")
     for row in rows:
-        quartiles = f"{row['ratio_quartiles'][0]:.3f}-{row['ratio_quartiles'][2]:.3f}" if row["ratio_quartiles"] else "-"
-        print(f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_first']:>20.3f} {quartiles:>24}")
+        quartiles = (
+            f"{row['ratio_quartiles'][0]:.3f}-{row['ratio_quartiles'][2]:.3f}" if row["ratio_quartiles"] else "-"
+        )
+        print(
+            f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_first']:>20.3f} {quartiles:>24}"
+        )
     write_report(args.out, rounds=args.repeats, steps=args.steps, paired=rows)
 
 

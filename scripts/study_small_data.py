@@ -31,7 +31,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from studylib import ROOT, SEED, cpu_name, held_out_split, images_per_second, link_farm, score, scored_generator, train, write_json  # noqa: E402
+from studylib import (
+    ROOT,
+    SEED,
+    cpu_name,
+    held_out_split,
+    images_per_second,
+    link_farm,
+    score,
+    scored_generator,
+    train,
+    write_json,
+)  # noqa: E402
 
 BATCH = 128  # the default config's: each run's epochs are counted from it
 # The default config when this study ran (minibatch stddev in D, the EMA generator's own BatchNorm
@@ -90,17 +101,35 @@ def adaptive_state(run: Path, epoch: int) -> dict:
 
 
 def table(results: dict) -> str:
-    columns = [("images", "images", "{:,}"), ("swd", "SWD", "{:.1f}"), ("near_duplicates", "near-dup", "{:.3f}"), ("nn_ratio", "nn ratio", "{:.2f}"),
-               ("precision", "precision", "{:.2f}"), ("recall", "recall", "{:.2f}"), ("coverage", "coverage", "{:.2f}"),
-               ("sample_train_nn_median", "sample→train NN", "{:.4f}"), ("heldout_train_nn_median", "held-out→train NN", "{:.4f}"),
-               ("train_nn_ratio", "NN ratio", "{:.2f}"), ("copies", "copies", "{:.3f}"),
-               ("augment_p", "p", "{:.2f}"), ("ada_rt", "r_t", "{:.2f}"), ("images_per_s", "img/s", "{:.0f}")]
-    lines = ["| faces | variant | seed | " + " | ".join(title for _, title, _ in columns) + " |", "|---" * (len(columns) + 3) + "|"]
-    for entry in sorted(results["runs"].values(), key=lambda e: (e["subset"], list(VARIANTS).index(e["variant"]), e.get("seed", 0))):
+    columns = [
+        ("images", "images", "{:,}"),
+        ("swd", "SWD", "{:.1f}"),
+        ("near_duplicates", "near-dup", "{:.3f}"),
+        ("nn_ratio", "nn ratio", "{:.2f}"),
+        ("precision", "precision", "{:.2f}"),
+        ("recall", "recall", "{:.2f}"),
+        ("coverage", "coverage", "{:.2f}"),
+        ("sample_train_nn_median", "sample→train NN", "{:.4f}"),
+        ("heldout_train_nn_median", "held-out→train NN", "{:.4f}"),
+        ("train_nn_ratio", "NN ratio", "{:.2f}"),
+        ("copies", "copies", "{:.3f}"),
+        ("augment_p", "p", "{:.2f}"),
+        ("ada_rt", "r_t", "{:.2f}"),
+        ("images_per_s", "img/s", "{:.0f}"),
+    ]
+    lines = [
+        "| faces | variant | seed | " + " | ".join(title for _, title, _ in columns) + " |",
+        "|---" * (len(columns) + 3) + "|",
+    ]
+    for entry in sorted(
+        results["runs"].values(), key=lambda e: (e["subset"], list(VARIANTS).index(e["variant"]), e.get("seed", 0))
+    ):
         for point in sorted(entry["scores"].values(), key=lambda point: point["epoch"]):
             values = {**point, **{k: entry[k] for k in ("images_per_s",) if k in entry}}
             cells = [fmt.format(values[key]) if key in values else "–" for key, _, fmt in columns]
-            lines.append(f"| {entry['subset']:,} | {entry['variant']} | {entry.get('seed', 0)} | " + " | ".join(cells) + " |")
+            lines.append(
+                f"| {entry['subset']:,} | {entry['variant']} | {entry.get('seed', 0)} | " + " | ".join(cells) + " |"
+            )
     return "\n".join(lines)
 
 
@@ -111,7 +140,9 @@ def main() -> None:
     parser.add_argument("--faces", type=Path, default=Path("face"), help="preprocessed faces (56x56 gray), read only")
     parser.add_argument("--work", type=Path, default=Path("study-small-out"), help="subset link farms and runs")
     parser.add_argument("--images", type=int, default=200_000, help="images each run trains for (scored half-way too)")
-    parser.add_argument("--seed", type=int, default=0, help="train.seed: another seed repeats a run to show the spread between seeds")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="train.seed: another seed repeats a run to show the spread between seeds"
+    )
     parser.add_argument("--n", type=int, default=2000, help="samples and held-out faces per score")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "quality" / "small-data" / "results.json")
     args = parser.parse_args()
@@ -129,16 +160,28 @@ def main() -> None:
             name = f"{subset}-{variant}" + (f"-seed{args.seed}" if args.seed else "")
             overrides = BASE + VARIANTS[variant] + ([f"train.seed={args.seed}"] if args.seed else [])
             half = half_way(args.images, subset)
-            entry = results["runs"].setdefault(name, {"subset": subset, "variant": variant, "seed": args.seed, "scores": {}})
+            entry = results["runs"].setdefault(
+                name, {"subset": subset, "variant": variant, "seed": args.seed, "scores": {}}
+            )
             entry.update({"overrides": overrides, "epochs": 2 * half})
             # Trained in two legs, each scored as it ends: the half-way checkpoint need not be kept.
-            extra = (f"train.save_every={max(1, half // 4)}", "train.keep_checkpoints=2", f"train.sample_every={max(1, half // 4)}")
+            extra = (
+                f"train.save_every={max(1, half // 4)}",
+                "train.keep_checkpoints=2",
+                f"train.sample_every={max(1, half // 4)}",
+            )
             for epochs in (half, 2 * half):
                 run = train(name, [*extra, *overrides], subsets[subset], args.work / "runs", epochs)
-                if str(epochs) not in entry["scores"] and epochs in checkpoint_epochs(run):  # a finished run is not scored twice
-                    entry["scores"][str(epochs)] = {"epoch": epochs, "images": epochs * (subset // BATCH) * BATCH,
-                                                    **adaptive_state(run, epochs), **score(run, heldout, epochs, args.n, AS_SAVED, METRICS),
-                                                    **copying(run, epochs, subsets[subset], heldout, args.n)}
+                if str(epochs) not in entry["scores"] and epochs in checkpoint_epochs(
+                    run
+                ):  # a finished run is not scored twice
+                    entry["scores"][str(epochs)] = {
+                        "epoch": epochs,
+                        "images": epochs * (subset // BATCH) * BATCH,
+                        **adaptive_state(run, epochs),
+                        **score(run, heldout, epochs, args.n, AS_SAVED, METRICS),
+                        **copying(run, epochs, subsets[subset], heldout, args.n),
+                    }
                     write_json(args.out, results)
             entry["images_per_s"] = images_per_second(run)
             shutil.copyfile(run / "samples" / f"epoch_{2 * half:04d}.png", args.out.parent / f"{name}.png")

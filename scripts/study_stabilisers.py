@@ -25,7 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import studylib  # noqa: E402
-from studylib import STABILISER_BASE as BEFORE, STABILISER_VARIANTS as VARIANTS  # noqa: E402
+from studylib import STABILISER_BASE as BEFORE  # noqa: E402
+from studylib import STABILISER_VARIANTS as VARIANTS
 
 METRICS = ["swd", "prdc", "diversity"]
 
@@ -39,8 +40,11 @@ def write_grids(run: Path, epoch: int, stem: Path) -> None:
 
 def plot_curve(entry: dict, variant: str, path: Path) -> None:
     """quality.png's panels for one variant's standing-statistics scores against the held-out faces."""
-    records = [{"epoch": int(key.split("-")[0]), "event": "evaluate", **scores}
-               for key, scores in entry["scores"].items() if key.endswith("-standing")]
+    records = [
+        {"epoch": int(key.split("-")[0]), "event": "evaluate", **scores}
+        for key, scores in entry["scores"].items()
+        if key.endswith("-standing")
+    ]
     studylib.plot_curve(records, f"{variant}: 2,000 samples vs 2,000 held-out faces", path)
 
 
@@ -72,9 +76,22 @@ def main() -> None:
     train_dir, heldout = studylib.split_faces(args.faces, args.work)
     runs = args.work / "runs"
     results = studylib.read_results(args.out, {"variants": {}})
-    results.update({"cpu": studylib.cpu_name(), "n": args.n, "held_out": studylib.HELD_OUT, "train_images": len(list_images(train_dir))})
+    results.update(
+        {
+            "cpu": studylib.cpu_name(),
+            "n": args.n,
+            "held_out": studylib.HELD_OUT,
+            "train_images": len(list_images(train_dir)),
+        }
+    )
     for variant in args.variants:
-        run = studylib.train(variant, ["train.save_every=5", "train.keep_checkpoints=100", *BEFORE, *VARIANTS[variant]], train_dir, runs, args.epochs)
+        run = studylib.train(
+            variant,
+            ["train.save_every=5", "train.keep_checkpoints=100", *BEFORE, *VARIANTS[variant]],
+            train_dir,
+            runs,
+            args.epochs,
+        )
         # A checkpoint's scores do not change, so those already in the JSON are kept.
         entry = results["variants"].setdefault(variant, {"scores": {}})
         entry["overrides"] = VARIANTS[variant]

@@ -25,10 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import studylib  # noqa: E402
 
 METRICS = ["swd", "prdc", "fd", "diversity", "spectrum"]
-COLUMNS = [("swd", "SWD", "{:.1f}"), ("fd", "FD", "{:.1f}"), ("spectrum", "spectrum dB", "{:.2f}"),
-           ("spectrum_hf", "HF dB", "{:+.2f}"), ("precision", "precision", "{:.2f}"), ("recall", "recall", "{:.3f}"),
-           ("density", "density", "{:.2f}"), ("coverage", "coverage", "{:.2f}"),
-           ("near_duplicates", "near-dup", "{:.1%}"), ("nn_ratio", "NN ratio", "{:.2f}")]
+COLUMNS = [
+    ("swd", "SWD", "{:.1f}"),
+    ("fd", "FD", "{:.1f}"),
+    ("spectrum", "spectrum dB", "{:.2f}"),
+    ("spectrum_hf", "HF dB", "{:+.2f}"),
+    ("precision", "precision", "{:.2f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("density", "density", "{:.2f}"),
+    ("coverage", "coverage", "{:.2f}"),
+    ("near_duplicates", "near-dup", "{:.1%}"),
+    ("nn_ratio", "NN ratio", "{:.2f}"),
+]
 
 
 def table(results: dict) -> str:
@@ -46,7 +54,9 @@ def main() -> None:
     parser.add_argument("--faces", type=Path, default=Path("face"), help="preprocessed faces, read only")
     parser.add_argument("--config", default=None, help="the config each variant starts from (default: default)")
     parser.add_argument("--tag", default="grey", help="names the work folder and the results file")
-    parser.add_argument("--work", type=Path, default=Path("study-out"), help="split folders and runs go to WORK/texture-TAG")
+    parser.add_argument(
+        "--work", type=Path, default=Path("study-out"), help="split folders and runs go to WORK/texture-TAG"
+    )
     parser.add_argument("--epochs", default="10,20", help="comma list: train to each, score each")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=None, help="default: docs/quality/texture/TAG.json")
@@ -57,11 +67,23 @@ def main() -> None:
     work = args.work / f"texture-{args.tag}"
     train_dir, heldout = studylib.split_faces(args.faces, work)
     results = studylib.read_results(out, {"variants": {}})
-    results.update({"cpu": studylib.cpu_name(), "n": args.n, "held_out": studylib.HELD_OUT, "config": args.config or "default",
-                    "base": studylib.TEXTURE_BASE})
+    results.update(
+        {
+            "cpu": studylib.cpu_name(),
+            "n": args.n,
+            "held_out": studylib.HELD_OUT,
+            "config": args.config or "default",
+            "base": studylib.TEXTURE_BASE,
+        }
+    )
     for variant in args.variants:
-        overrides = ["train.save_every=5", "train.keep_checkpoints=100", "train.sample_every=5",
-                     *studylib.TEXTURE_BASE, *studylib.TEXTURE_VARIANTS[variant]]
+        overrides = [
+            "train.save_every=5",
+            "train.keep_checkpoints=100",
+            "train.sample_every=5",
+            *studylib.TEXTURE_BASE,
+            *studylib.TEXTURE_VARIANTS[variant],
+        ]
         entry = results["variants"].setdefault(variant, {"scores": {}})
         entry["overrides"] = studylib.TEXTURE_VARIANTS[variant]
         for epoch in epochs:
@@ -74,7 +96,11 @@ def main() -> None:
                 studylib.write_json(out, results)
         if len(entry["scores"]) >= 3:
             records = [{"epoch": int(e), "event": "evaluate", **s} for e, s in entry["scores"].items()]
-            studylib.plot_curve(records, f"{variant}: {args.n:,} samples vs {args.n:,} held-out faces", out.parent / f"{args.tag}-{variant}-quality.png")
+            studylib.plot_curve(
+                records,
+                f"{variant}: {args.n:,} samples vs {args.n:,} held-out faces",
+                out.parent / f"{args.tag}-{variant}-quality.png",
+            )
         studylib.write_json(out, results)
         print(table(results), flush=True)
 

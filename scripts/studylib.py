@@ -52,9 +52,19 @@ STABILISER_VARIANTS = {
 
 # The texture study (study_texture.py): the default config as it was when that study began
 # (minibatch stddev, standing statistics, adaptive augmentation) plus each variant's --set items.
-TEXTURE_BASE = ["model.g_upsample=transpose", "model.g_kernel=5", "model.d_widths=[64,128]", "model.d_kernel=5",
-                "model.d_mbstd=4", "train.g_lr=0.0002", "train.d_lr=0.0002", "train.ema_rampup=0.05",
-                "train.ema_bn=standing", "train.r1_gamma=0", "train.augment_p=auto"]
+TEXTURE_BASE = [
+    "model.g_upsample=transpose",
+    "model.g_kernel=5",
+    "model.d_widths=[64,128]",
+    "model.d_kernel=5",
+    "model.d_mbstd=4",
+    "train.g_lr=0.0002",
+    "train.d_lr=0.0002",
+    "train.ema_rampup=0.05",
+    "train.ema_bn=standing",
+    "train.r1_gamma=0",
+    "train.augment_p=auto",
+]
 TEXTURE_VARIANTS = {
     "default": [],
     "resize": ["model.g_upsample=resize", "model.g_kernel=3"],
@@ -85,7 +95,10 @@ def variant_overrides(spec: str) -> list[str]:
 def cpu_name() -> str:
     """The CPU's model name, core count and native bf16 flags: every published figure names it."""
     flags = Path("/proc/cpuinfo").read_text()
-    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), platform.processor())
+    model = next(
+        (line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
     extras = [flag for flag in ("avx512_bf16", "amx_bf16") if f" {flag}" in flags]
     return f"{model}, {os.cpu_count()} cores" + (f" ({', '.join(extras)})" if extras else " (no native bf16)")
 
@@ -198,4 +211,6 @@ def read_results(path: Path, empty: dict) -> dict:
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|---" * len(header) + "|"] + ["| " + " | ".join(r) + " |" for r in rows])
+    return "\n".join(
+        ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
+    )

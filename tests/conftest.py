@@ -43,7 +43,9 @@ def save_untrained_run(run, cfg, epochs=(1,)):
     for epoch in epochs:
         generator = build_generator(cfg.model, cfg.data.size, cfg.data.channels)
         ckpt = tf.train.Checkpoint(ema_generator=generator, epoch=tf.Variable(epoch, dtype=tf.int64))
-        manager = tf.train.CheckpointManager(ckpt, checkpoint_dir(run), max_to_keep=len(epochs), checkpoint_name=CHECKPOINT_PREFIX)
+        manager = tf.train.CheckpointManager(
+            ckpt, checkpoint_dir(run), max_to_keep=len(epochs), checkpoint_name=CHECKPOINT_PREFIX
+        )
         manager.save(checkpoint_number=epoch)
     return run
 

@@ -34,7 +34,12 @@ def test_translation_shifts_each_image_by_at_most_an_eighth_filling_with_zeros()
     pad = 2  # 1/8 of 16
     shifts = []
     for image, result in zip(x, out):
-        matches = [(dy, dx) for dy in range(-pad, pad + 1) for dx in range(-pad, pad + 1) if np.array_equal(result, shifted(image, dy, dx, pad))]
+        matches = [
+            (dy, dx)
+            for dy in range(-pad, pad + 1)
+            for dx in range(-pad, pad + 1)
+            if np.array_equal(result, shifted(image, dy, dx, pad))
+        ]
         assert len(matches) == 1
         shifts.append(matches[0])
     assert len(set(shifts)) > 5  # each image draws its own shift
@@ -64,7 +69,9 @@ def test_cutout_zeroes_one_half_size_square_per_image_clipped_at_the_edges():
     for image, result in zip(x, out):
         rows, cols = zeroed_rectangle(image, result)
         for extent in (rows, cols):
-            assert len(extent) == SIZE // 2 or extent[0] == 0 or extent[-1] == SIZE - 1  # shorter only where cut by an edge
+            assert (
+                len(extent) == SIZE // 2 or extent[0] == 0 or extent[-1] == SIZE - 1
+            )  # shorter only where cut by an edge
         whole += len(rows) == len(cols) == SIZE // 2
     assert whole > 0
 
@@ -193,15 +200,32 @@ def test_small_data_note_says_what_is_done():
     assert small_data_note(TrainConfig(), 5000, 128) is None
     note = small_data_note(TrainConfig(augment_p="auto"), 400, 128)
     assert "400 images" in note and "train.augment_p=auto" in note and "batch 128, 3 steps per epoch" in note
-    assert "no augmentation (try --set train.augment=translation,cutout" in small_data_note(TrainConfig(augment=""), 400, 128)
+    assert "no augmentation (try --set train.augment=translation,cutout" in small_data_note(
+        TrainConfig(augment=""), 400, 128
+    )
 
 
 @pytest.mark.parametrize(
     "options, rt, p, advice",
     [
-        ({"augment": ""}, 0.95, 0.0, "augmentation off); try more images, --set train.augment=translation,cutout --set train.augment_p=auto"),
-        ({"augment_p": "0.5"}, 0.95, 0.5, "p=0.50); try more images, --set train.augment_p=auto, --set train.augment=translation,cutout,color"),
-        ({"augment_p": "auto"}, 0.95, 1.0, "p=1.00); try more images, --set train.augment=translation,cutout,color, an earlier"),
+        (
+            {"augment": ""},
+            0.95,
+            0.0,
+            "augmentation off); try more images, --set train.augment=translation,cutout --set train.augment_p=auto",
+        ),
+        (
+            {"augment_p": "0.5"},
+            0.95,
+            0.5,
+            "p=0.50); try more images, --set train.augment_p=auto, --set train.augment=translation,cutout,color",
+        ),
+        (
+            {"augment_p": "auto"},
+            0.95,
+            1.0,
+            "p=1.00); try more images, --set train.augment=translation,cutout,color, an earlier",
+        ),
         ({"augment_p": "auto"}, 0.95, 0.7, None),  # p can still rise
         ({"augment": ""}, 0.85, 0.0, None),
     ],
@@ -212,14 +236,18 @@ def test_memorising_advice(options, rt, p, advice):
     if advice is None:
         assert warning is None
     else:
-        assert warning.startswith("warning: the discriminator is memorising the training images (r_t = E[sign(D(real))] = 0.95 over the 120 steps to epoch 7, ")
+        assert warning.startswith(
+            "warning: the discriminator is memorising the training images (r_t = E[sign(D(real))] = 0.95 over the 120 steps to epoch 7, "
+        )
         assert advice in warning and "\n" not in warning
 
 
 def epochs_of(augment: AdaptiveAugment, rts: list[float], steps_per_epoch: int, first_step: int = 0) -> list:
     """memorising_warning's answer after each epoch with these r_t (augmentation off)."""
-    return [augment.memorising_warning({"epoch": i + 1, "step": first_step + (i + 1) * steps_per_epoch, "ada_rt": rt})
-            for i, rt in enumerate(rts)]
+    return [
+        augment.memorising_warning({"epoch": i + 1, "step": first_step + (i + 1) * steps_per_epoch, "ada_rt": rt})
+        for i, rt in enumerate(rts)
+    ]
 
 
 def test_memorising_is_judged_over_enough_steps_past_the_opening_and_said_once():

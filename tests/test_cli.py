@@ -72,7 +72,9 @@ def test_unknown_config_key(tmp_path):
 
 
 def test_missing_config_file():
-    assert "config file 'no-such-config' not found" in assert_clean_error(run("config", "show", "--config", "no-such-config"))
+    assert "config file 'no-such-config' not found" in assert_clean_error(
+        run("config", "show", "--config", "no-such-config")
+    )
 
 
 def test_bad_stage_flag_value_is_reported_before_the_stage_is_imported():
@@ -97,7 +99,9 @@ def test_plot_a_run_with_no_metrics_yet(tmp_path):
 
 
 def test_plot_prints_the_files_it_drew(tmp_path):
-    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1, "step": 5, "d_loss": 1.3, "g_loss": 0.7, "d_real": 0.5, "d_fake": 0.5}\n')
+    (tmp_path / "metrics.jsonl").write_text(
+        '{"epoch": 1, "step": 5, "d_loss": 1.3, "g_loss": 0.7, "d_real": 0.5, "d_fake": 0.5}\n'
+    )
     result = run("plot", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [str(tmp_path / "losses.png")]
@@ -157,12 +161,18 @@ def test_help_does_not_import_tensorflow(args):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "animegan", *args],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "Usage: animegan" in result.stdout
     # -X importtime writes one "import time: ... | module" line per module imported.
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    imported = {
+        line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
     assert "click" in imported
     assert not {m for m in imported if m.split(".")[0] in ("tensorflow", "keras", "matplotlib")}
 
@@ -175,6 +185,9 @@ def test_importing_animegan_turns_onednn_on_unless_the_user_chose(user_value, ex
         env["TF_ENABLE_ONEDNN_OPTS"] = user_value
     result = subprocess.run(
         [sys.executable, "-c", "import os, animegan; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.stdout.strip() == expected, result.stderr

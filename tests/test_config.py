@@ -47,7 +47,9 @@ def test_no_file_means_the_defaults():
 
 
 def test_set_overrides_parse_yaml_values():
-    cfg = load_config(None, sets=("train.g_lr=1e-4", "data.size=64", "model.d_widths=[32, 64]", "train.name=null", "name=mine"))
+    cfg = load_config(
+        None, sets=("train.g_lr=1e-4", "data.size=64", "model.d_widths=[32, 64]", "train.name=null", "name=mine")
+    )
     assert cfg.train.g_lr == 1e-4
     assert cfg.data.size == 64
     assert cfg.model.d_widths == [32, 64]
@@ -150,7 +152,10 @@ def test_out_of_range(item, expected):
 @pytest.mark.parametrize(
     "item, expected",
     [
-        ("train.precision=fp8", "'train.precision' is 'fp8'; choose one of auto, float32, mixed_float16, mixed_bfloat16"),
+        (
+            "train.precision=fp8",
+            "'train.precision' is 'fp8'; choose one of auto, float32, mixed_float16, mixed_bfloat16",
+        ),
         ("preprocess.fit=squash", "'preprocess.fit' is 'squash'; choose one of crop, pad, stretch"),
         ("data.channels=2", "'data.channels' is 2; choose one of 1, 3"),
     ],

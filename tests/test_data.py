@@ -11,11 +11,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import write_blob_faces
 
 import animegan.data as data
 from animegan.data import CACHE_DIR, epoch_dataset, epoch_order, load_images
 from animegan.errors import UserError
-from conftest import write_blob_faces
 
 
 @pytest.fixture
@@ -134,7 +134,9 @@ def test_too_little_free_space_is_refused_before_decoding(face, monkeypatch):
 
     monkeypatch.setattr(data.shutil, "disk_usage", lambda path: Usage)
     no_decoding(monkeypatch)
-    with pytest.raises(UserError, match=r"needs 0\.00 GB in .* but that disk has 0\.00 GB free; free .* or set data.cache_dir"):
+    with pytest.raises(
+        UserError, match=r"needs 0\.00 GB in .* but that disk has 0\.00 GB free; free .* or set data.cache_dir"
+    ):
         load_images(face, 16, 1)
 
 

@@ -103,7 +103,18 @@ def run_workers(tmp_path: Path, config: Path, count: int) -> None:
     """Run `count` workers of one cluster on 127.0.0.1 to the end; a worker still running at the
     deadline is killed (one that crashed leaves the others waiting for it) and fails the test."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_local_ports(count)]}
-    command = [sys.executable, "-m", "animegan", "train", "--config", str(config), "--name", "dist", "--strategy", "multiworker"]
+    command = [
+        sys.executable,
+        "-m",
+        "animegan",
+        "train",
+        "--config",
+        str(config),
+        "--name",
+        "dist",
+        "--strategy",
+        "multiworker",
+    ]
     workers = []
     try:
         for index in range(count):
@@ -181,7 +192,9 @@ def test_a_single_process_is_its_own_chief(monkeypatch):
     assert is_chief(tf.distribute.cluster_resolver.TFConfigClusterResolver())
 
 
-@pytest.mark.parametrize("tf_config, message", [(None, "needs the TF_CONFIG environment variable"), ("{cluster", "not valid JSON")])
+@pytest.mark.parametrize(
+    "tf_config, message", [(None, "needs the TF_CONFIG environment variable"), ("{cluster", "not valid JSON")]
+)
 def test_multiworker_without_a_usable_tf_config_is_a_user_error(monkeypatch, tf_config, message):
     if tf_config is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -204,7 +217,9 @@ def fake_cpu(monkeypatch, tmp_path, flags):
     """Stand in a CPU with these /proc/cpuinfo flags (None: no /proc/cpuinfo, as on macOS)."""
     cpuinfo = tmp_path / "cpuinfo"
     if flags is not None:
-        cpuinfo.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n\nprocessor\t: 1\nflags\t\t: fpu sse2 {flags}\n")
+        cpuinfo.write_text(
+            f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n\nprocessor\t: 1\nflags\t\t: fpu sse2 {flags}\n"
+        )
     monkeypatch.setattr(distribute, "CPUINFO", cpuinfo)
 
 
@@ -218,10 +233,17 @@ def fake_gpus(monkeypatch, count, details):
 
 @pytest.mark.parametrize(
     "flags, expected",
-    [("avx2 avx512f avx512_bf16", "mixed_bfloat16"), ("avx2 amx_bf16 amx_tile", "mixed_bfloat16"),
-     ("avx2 avx512f avx512bw", "float32"), ("avx2", "float32"), (None, "float32")],
+    [
+        ("avx2 avx512f avx512_bf16", "mixed_bfloat16"),
+        ("avx2 amx_bf16 amx_tile", "mixed_bfloat16"),
+        ("avx2 avx512f avx512bw", "float32"),
+        ("avx2", "float32"),
+        (None, "float32"),
+    ],
 )
-def test_auto_precision_on_a_cpu_uses_bfloat16_only_with_native_bf16_instructions(monkeypatch, tmp_path, flags, expected):
+def test_auto_precision_on_a_cpu_uses_bfloat16_only_with_native_bf16_instructions(
+    monkeypatch, tmp_path, flags, expected
+):
     fake_cpu(monkeypatch, tmp_path, flags)
     assert choose_precision("auto", []) == expected
     assert choose_precision("float32", []) == "float32"  # a setting other than auto is taken as it is
@@ -230,8 +252,14 @@ def test_auto_precision_on_a_cpu_uses_bfloat16_only_with_native_bf16_instruction
 
 @pytest.mark.parametrize(
     "capability, expected",
-    [((9, 0), "mixed_bfloat16"), ((8, 0), "mixed_bfloat16"), ((7, 5), "mixed_float16"), ((7, 0), "mixed_float16"),
-     ((6, 1), "float32"), (None, "float32")],
+    [
+        ((9, 0), "mixed_bfloat16"),
+        ((8, 0), "mixed_bfloat16"),
+        ((7, 5), "mixed_float16"),
+        ((7, 0), "mixed_float16"),
+        ((6, 1), "float32"),
+        (None, "float32"),
+    ],
 )
 def test_auto_precision_on_a_gpu_follows_its_compute_capability(monkeypatch, tmp_path, capability, expected):
     fake_cpu(monkeypatch, tmp_path, "avx512_bf16")  # the GPU decides, whatever the CPU has
@@ -241,12 +269,18 @@ def test_auto_precision_on_a_gpu_follows_its_compute_capability(monkeypatch, tmp
     assert choose_xla("auto", gpus) is True
 
 
-@pytest.mark.parametrize("setting, with_gpu, expected", [("on", False, True), ("off", True, False), ("auto", True, True), ("auto", False, False)])
+@pytest.mark.parametrize(
+    "setting, with_gpu, expected",
+    [("on", False, True), ("off", True, False), ("auto", True, True), ("auto", False, False)],
+)
 def test_xla_setting(setting, with_gpu, expected):
     assert choose_xla(setting, ["/physical_device:GPU:0"] if with_gpu else []) is expected
 
 
-@pytest.mark.parametrize("logical_gpus, tf_config, expected", [(0, None, "default"), (1, None, "default"), (2, None, "mirrored:2"), (2, "{}", "multiworker")])
+@pytest.mark.parametrize(
+    "logical_gpus, tf_config, expected",
+    [(0, None, "default"), (1, None, "default"), (2, None, "mirrored:2"), (2, "{}", "multiworker")],
+)
 def test_auto_strategy_follows_the_gpus_and_tf_config(monkeypatch, logical_gpus, tf_config, expected):
     import tensorflow as tf
 

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny_config
 
 from animegan.ema import STANDING_STATS_BATCH, ema_beta, standing_batchnorm_stats, update_ema
 from animegan.train import build_state
-from conftest import tiny_config
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,11 @@ def test_standing_stats_are_the_ema_generators_own_batch_statistics(tmp_path):
     generator = state.ema_generator
     norm = next(layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization))
     standing_batchnorm_stats(generator, cfg.train.seed)
-    noise = np.random.default_rng([cfg.train.seed, 1]).standard_normal((STANDING_STATS_BATCH, cfg.model.noise_dim)).astype(np.float32)
+    noise = (
+        np.random.default_rng([cfg.train.seed, 1])
+        .standard_normal((STANDING_STATS_BATCH, cfg.model.noise_dim))
+        .astype(np.float32)
+    )
     dense_out = generator.layers[0](noise).numpy()  # the first BatchNorm normalises the dense layer's output
     np.testing.assert_allclose(norm.moving_mean.numpy(), dense_out.mean(axis=0), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(norm.moving_variance.numpy(), dense_out.var(axis=0), rtol=1e-3, atol=1e-5)

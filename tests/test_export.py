@@ -70,12 +70,20 @@ def test_savedmodel_export_of_another_checkpoint_replaces_an_earlier_one(three_c
     out, noise = tmp_path / "generator", draw_noise(N, NOISE_DIM, SEED)
     exported = {}
     for epoch in (1, 2):
-        assert invoke("export", three_checkpoint_run, "--checkpoint", epoch, "--format", "savedmodel", "--out", out).exit_code == 0
+        assert (
+            invoke(
+                "export", three_checkpoint_run, "--checkpoint", epoch, "--format", "savedmodel", "--out", out
+            ).exit_code
+            == 0
+        )
         exported[epoch] = run_savedmodel(out, noise)
         generator, _, _ = load_generator(three_checkpoint_run, str(epoch))
         assert np.array_equal(exported[epoch], generator(noise, training=False).numpy())
     assert not np.array_equal(exported[1], exported[2])  # the second export is epoch 2's generator, not the first's
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["generator", "runs"]  # no staging or previous copy left beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "generator",
+        "runs",
+    ]  # no staging or previous copy left beside it
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,13 @@ def drawn_faces(count, size, seed):
         canvas = np.full((size, size), rng.integers(60, 120), dtype=np.uint8)
         centre = tuple(int(v) for v in rng.integers(size // 4, 3 * size // 4, 2))
         cv2.circle(canvas, centre, int(rng.integers(size // 8, size // 3)), int(rng.integers(150, 255)), -1)
-        cv2.line(canvas, tuple(int(v) for v in rng.integers(0, size, 2)), tuple(int(v) for v in rng.integers(0, size, 2)), 20, 1)
+        cv2.line(
+            canvas,
+            tuple(int(v) for v in rng.integers(0, size, 2)),
+            tuple(int(v) for v in rng.integers(0, size, 2)),
+            20,
+            1,
+        )
         for _ in range(3):
             canvas[tuple(rng.integers(0, size, 2))] = 255
         image[..., 0] = canvas
@@ -53,7 +59,12 @@ def random_inception():
 
 def scipy_frechet_distance(mean1, cov1, mean2, cov2):
     """The textbook formula, with scipy's general matrix square root."""
-    return np.sum((mean1 - mean2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(scipy.linalg.sqrtm(cov1 @ cov2)).real
+    return (
+        np.sum((mean1 - mean2) ** 2)
+        + np.trace(cov1)
+        + np.trace(cov2)
+        - 2 * np.trace(scipy.linalg.sqrtm(cov1 @ cov2)).real
+    )
 
 
 @pytest.mark.parametrize("rank2", [6, 2], ids=["full-rank", "singular"])
@@ -61,7 +72,9 @@ def test_frechet_distance_matches_scipy_on_known_gaussians(rank2):
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((6, 6)), rng.standard_normal((6, rank2))
     mean1, cov1, mean2, cov2 = rng.standard_normal(6), a @ a.T, rng.standard_normal(6), b @ b.T
-    assert inception.frechet_distance(mean1, cov1, mean2, cov2) == pytest.approx(scipy_frechet_distance(mean1, cov1, mean2, cov2), rel=1e-6)
+    assert inception.frechet_distance(mean1, cov1, mean2, cov2) == pytest.approx(
+        scipy_frechet_distance(mean1, cov1, mean2, cov2), rel=1e-6
+    )
     assert inception.symmetric_sqrt(cov1) == pytest.approx(scipy.linalg.sqrtm(cov1).real, abs=1e-8)
 
 
@@ -90,7 +103,10 @@ def test_fid_of_a_set_with_itself_is_zero(random_inception):
 
 def test_kid_is_unbiased_for_two_draws_of_one_distribution():
     rng = np.random.default_rng(3)
-    draws = [inception.kernel_inception_distance(rng.standard_normal((20, 8)), rng.standard_normal((20, 8))) for _ in range(300)]
+    draws = [
+        inception.kernel_inception_distance(rng.standard_normal((20, 8)), rng.standard_normal((20, 8)))
+        for _ in range(300)
+    ]
     standard_error = np.std(draws) / np.sqrt(len(draws))
     assert abs(np.mean(draws)) < 3 * standard_error
     # Keeping the self-pairs (the biased estimate) would be caught: it sits well above 0.
@@ -116,14 +132,21 @@ def test_swd_with_every_quantile_is_the_papers_formula():
     a, b = rng.standard_normal((300, 49)).astype(np.float32), rng.standard_normal((300, 49)).astype(np.float32) * 1.5
     directions = swd.random_directions(49)
     paper = np.mean(np.abs(np.sort(a @ directions, axis=0) - np.sort(b @ directions, axis=0)))
-    ours = np.mean(np.abs(swd.projection_quantiles(a, directions, quantiles=300) - swd.projection_quantiles(b, directions, quantiles=300)))
+    ours = np.mean(
+        np.abs(
+            swd.projection_quantiles(a, directions, quantiles=300)
+            - swd.projection_quantiles(b, directions, quantiles=300)
+        )
+    )
     assert ours == pytest.approx(paper, rel=1e-5)
 
 
 def test_swd_orders_identical_same_distribution_blurred_noise():
     real = swd.swd_features(drawn_faces(64, 32, seed=0))
+
     def distance(images):
         return swd.swd_scores(real, swd.swd_features(images))["swd"]
+
     blurred = np.stack([cv2.GaussianBlur(image, (5, 5), 1.5)[..., None] for image in drawn_faces(64, 32, seed=0)])
     noise = np.random.default_rng(0).integers(0, 256, (64, 32, 32, 1), dtype=np.uint8)
     identical, same_kind = distance(drawn_faces(64, 32, seed=0)), distance(drawn_faces(64, 32, seed=1))
@@ -150,10 +173,15 @@ def test_evaluate_run_logs_the_epoch_and_caches_the_real_features(fake_run, real
 
 
 def test_evaluate_checkpoint_scores_and_logs_that_epoch(three_checkpoint_run, real_folder):
-    scores = {epoch: evaluate_run(run_dir=three_checkpoint_run, real=real_folder, n=8, metric_names="swd", checkpoint=epoch)
-              for epoch in ("1", "2")}
+    scores = {
+        epoch: evaluate_run(run_dir=three_checkpoint_run, real=real_folder, n=8, metric_names="swd", checkpoint=epoch)
+        for epoch in ("1", "2")
+    }
     assert scores["1"] != scores["2"]
-    assert [(r["epoch"], r["swd"]) for r in read_metrics(three_checkpoint_run)] == [(1, scores["1"]["swd"]), (2, scores["2"]["swd"])]
+    assert [(r["epoch"], r["swd"]) for r in read_metrics(three_checkpoint_run)] == [
+        (1, scores["1"]["swd"]),
+        (2, scores["2"]["swd"]),
+    ]
 
 
 def test_a_read_only_data_folder_only_costs_the_cache(fake_run, real_folder, monkeypatch, caplog):
@@ -180,7 +208,9 @@ def test_a_damaged_cache_is_recomputed(fake_run, real_folder):
 
 
 def test_fid_and_kid_share_one_inception_pass_and_its_cache(fake_run, real_folder, random_inception):
-    results = evaluate_run(run_dir=fake_run, real=real_folder, n=8, metric_names="fid,kid,swd", inception_model=random_inception)
+    results = evaluate_run(
+        run_dir=fake_run, real=real_folder, n=8, metric_names="fid,kid,swd", inception_model=random_inception
+    )
     assert set(results) == {"fid", "kid", "swd", "swd_16"}
     assert all(np.isfinite(value) for value in results.values())
     assert len(list((real_folder / CACHE_DIR).glob("inception-*.npz"))) == 1
@@ -234,7 +264,9 @@ def test_wrong_or_too_few_real_images_are_refused(fake_run, tmp_path):
 
 def test_no_weights_and_no_network_says_to_pass_inception_weights(monkeypatch):
     monkeypatch.setattr(inception, "WEIGHTS_FILE", "animegan-test-never-cached.h5")
-    monkeypatch.setattr(inception, "WEIGHTS_URL", "http://127.0.0.1:9/inception.h5")  # the discard port: refused at once
+    monkeypatch.setattr(
+        inception, "WEIGHTS_URL", "http://127.0.0.1:9/inception.h5"
+    )  # the discard port: refused at once
     with pytest.raises(UserError, match="--inception-weights FILE"):
         inception.load_inception()
 
@@ -246,7 +278,6 @@ def test_bad_inception_weights_files_are_named(tmp_path):
     bogus.write_bytes(b"not hdf5")
     with pytest.raises(UserError, match="bogus.h5' is not Keras' InceptionV3"):
         inception.load_inception(bogus)
-
 
 
 def write_pngs(folder, images):
@@ -288,7 +319,9 @@ def test_prdc_matches_a_direct_count_on_a_tiny_set():
 
 def test_diversity_flags_near_duplicates_and_spread():
     real = drawn_faces(200, 16, seed=0)
-    same = diversity.diversity_scores(diversity.pixel_summary(real), diversity.pixel_summary(drawn_faces(200, 16, seed=1)))
+    same = diversity.diversity_scores(
+        diversity.pixel_summary(real), diversity.pixel_summary(drawn_faces(200, 16, seed=1))
+    )
     assert same["near_duplicates"] < 0.05 and 0.8 < same["nn_ratio"] < 1.25 and 0.9 < same["spread_ratio"] < 1.1
     few = real[np.arange(200) % 10]  # 10 faces, 20 copies each
     collapsed = diversity.diversity_scores(diversity.pixel_summary(real), diversity.pixel_summary(few))
@@ -319,10 +352,13 @@ def test_evaluate_images_scores_a_folder_from_any_tool(face_folders):
     assert collapsed["swd"] > same["swd"]
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--images", "IMAGES"], "--images needs --real"),
-    (["--images", "IMAGES", "--real", "REAL", "--checkpoint", "3"], "leave out RUN_DIR and --checkpoint"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--images", "IMAGES"], "--images needs --real"),
+        (["--images", "IMAGES", "--real", "REAL", "--checkpoint", "3"], "leave out RUN_DIR and --checkpoint"),
+    ],
+)
 def test_evaluate_images_usage_errors(face_folders, arguments, message):
     real, other, _ = face_folders
     arguments = [{"IMAGES": str(other), "REAL": str(real)}.get(a, a) for a in arguments]

@@ -10,15 +10,34 @@ from animegan import rundir
 from animegan.errors import UserError
 from animegan.monitor import PANEL_PX, TITLE_PX, plot_run, quality_figure, series, training_figure, write_plots
 
-METRICS = {"swd": 90.0, "swd_32": 60.0, "swd_16": 120.0, "precision": 0.5, "recall": 0.4, "density": 0.8,
-           "coverage": 0.6, "near_duplicates": 0.02, "nn_ratio": 0.9, "spread_ratio": 0.95}
+METRICS = {
+    "swd": 90.0,
+    "swd_32": 60.0,
+    "swd_16": 120.0,
+    "precision": 0.5,
+    "recall": 0.4,
+    "density": 0.8,
+    "coverage": 0.6,
+    "near_duplicates": 0.02,
+    "nn_ratio": 0.9,
+    "spread_ratio": 0.95,
+}
 
 
 def training_records(epochs: int, **extra) -> list[dict]:
     """What end_of_epoch logs, with `extra` keys (r1, augment_p, ...) in every record."""
     return [
-        {"epoch": e, "step": 10 * e, "d_loss": 1.3 - 0.01 * e, "g_loss": 0.7 + 0.02 * e, "d_real": 0.55, "d_fake": 0.45,
-         "images_per_s": 300.0, "wall_s": 2.0, **extra}
+        {
+            "epoch": e,
+            "step": 10 * e,
+            "d_loss": 1.3 - 0.01 * e,
+            "g_loss": 0.7 + 0.02 * e,
+            "d_real": 0.55,
+            "d_fake": 0.45,
+            "images_per_s": 300.0,
+            "wall_s": 2.0,
+            **extra,
+        }
         for e in range(1, epochs + 1)
     ]
 
@@ -34,7 +53,9 @@ def legends(figure) -> list[list[str]]:
 
 def drawn_lines(figure):
     """The data lines: not the legend's style samples (no data) nor the dotted reference lines."""
-    return [line for ax in figure.axes for line in ax.get_lines() if len(line.get_xdata()) and line.get_linestyle() != ":"]
+    return [
+        line for ax in figure.axes for line in ax.get_lines() if len(line.get_xdata()) and line.get_linestyle() != ":"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -42,8 +63,10 @@ def drawn_lines(figure):
     [
         ({}, [["d_loss", "g_loss"], ["d_real", "d_fake", "0.5: cannot tell"]]),
         ({"r1": 0.2}, [["d_loss", "g_loss"], ["r1"], ["d_real", "d_fake", "0.5: cannot tell"]]),
-        ({"augment_p": 0.1, "ada_rt": 0.6},
-         [["d_loss", "g_loss"], ["d_real", "d_fake", "0.5: cannot tell"], ["augment_p", "ada_rt"]]),
+        (
+            {"augment_p": 0.1, "ada_rt": 0.6},
+            [["d_loss", "g_loss"], ["d_real", "d_fake", "0.5: cannot tell"], ["augment_p", "ada_rt"]],
+        ),
     ],
     ids=["plain", "r1", "ada"],
 )
@@ -95,7 +118,10 @@ def test_quality_panels_from_training_evaluations():
 
 
 def test_evaluate_events_are_drawn_apart_and_fid_kid_get_panels():
-    records = training_records(4, swd=100.0) + [evaluate_record(2, swd=95.0, fid=80.0), evaluate_record(4, fid=60.0, kid=12.0)]
+    records = training_records(4, swd=100.0) + [
+        evaluate_record(2, swd=95.0, fid=80.0),
+        evaluate_record(4, fid=60.0, kid=12.0),
+    ]
     figure = quality_figure(records)
     assert legends(figure) == [
         ["swd", "training (eval_every)", "animegan evaluate"],

@@ -21,7 +21,9 @@ from animegan.demo_data import write_demo_faces
 from animegan.preprocess import JOURNAL_NAME, REPORT_NAME, run_preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
-ANIME_CASCADE = ROOT.parent / "shared" / "models" / "lbpcascade_animeface.xml"  # where this project keeps it; never in the repo
+ANIME_CASCADE = (
+    ROOT.parent / "shared" / "models" / "lbpcascade_animeface.xml"
+)  # where this project keeps it; never in the repo
 
 
 def config(**overrides):
@@ -87,14 +89,30 @@ def test_messy_folder_counts_report_and_outputs(messy, tmp_path, capsys):
     assert report == json.loads((dst / REPORT_NAME).read_text(encoding="utf-8"))
     assert report["settings"]["size"] == 56 and report["settings"]["channels"] == 1
     skipped = {s["file"]: s["reason"] for s in report["skipped"]}
-    assert skipped == {"corrupt.jpg": "cannot decode", "truncated.jpg": "cannot decode", "empty.png": "empty file", "notes.txt": "unsupported file type"}
+    assert skipped == {
+        "corrupt.jpg": "cannot decode",
+        "truncated.jpg": "cannot decode",
+        "empty.png": "empty file",
+        "notes.txt": "unsupported file type",
+    }
     assert "truncated" in next(s["detail"] for s in report["skipped"] if s["file"] == "truncated.jpg")
     assert report["duplicates"] == [{"file": "copy/b.png", "same_as": "b.png"}]
 
     written = outputs(dst)
     assert set(written) == {
-        "a.png", "anim.png", "b.png", "cmyk.png", "e.png", "f.png", "gray16.png", "palette.png", "rgba.png",
-        "sub__c.png", "sub__deeper__d.png", "ñandú face.png", "日本__顔 1.png",
+        "a.png",
+        "anim.png",
+        "b.png",
+        "cmyk.png",
+        "e.png",
+        "f.png",
+        "gray16.png",
+        "palette.png",
+        "rgba.png",
+        "sub__c.png",
+        "sub__deeper__d.png",
+        "ñandú face.png",
+        "日本__顔 1.png",
     }
     for name in written:
         with Image.open(dst / name) as image:
@@ -276,7 +294,9 @@ def test_interrupted_run_leaves_no_partial_file_and_resumes_to_the_same_result(m
     report = run_preprocess(messy, dst, config(), show_progress=False)
     assert 0 < report["last_run"]["read"] < 18
     assert outputs(dst) == outputs(uninterrupted)
-    assert without_timing(report) == without_timing(json.loads((uninterrupted / REPORT_NAME).read_text(encoding="utf-8")))
+    assert without_timing(report) == without_timing(
+        json.loads((uninterrupted / REPORT_NAME).read_text(encoding="utf-8"))
+    )
     assert not list(dst.glob(".*"))
 
 
@@ -287,7 +307,9 @@ def test_changed_settings_need_overwrite_which_redoes_everything(messy, tmp_path
     assert result.exit_code == 2
     assert "size=56, not 32" in result.output and "--overwrite" in result.output
 
-    report = run_preprocess(messy, dst, config(**{"data.size": 32, "data.limit": 2}), overwrite=True, show_progress=False)
+    report = run_preprocess(
+        messy, dst, config(**{"data.size": 32, "data.limit": 2}), overwrite=True, show_progress=False
+    )
     assert report["last_run"]["read"] == 2
     assert set(outputs(dst)) == {"a.png", "anim.png"}  # the old 56-px images are gone
     assert Image.open(dst / "a.png").size == (32, 32)
@@ -316,9 +338,13 @@ def test_cli_errors_are_one_line(messy, tmp_path):
     assert "data.size" in one_line_error([str(messy), dst, "--size", "50"])
     assert "cascade" in one_line_error([str(messy), dst, "--crop-faces"])
     assert "not found" in one_line_error([str(messy), dst, "--crop-faces", "--cascade", str(tmp_path / "nope.xml")])
-    assert "not an OpenCV cascade" in one_line_error([str(messy), dst, "--crop-faces", "--cascade", str(tmp_path / "a-file")])
+    assert "not an OpenCV cascade" in one_line_error(
+        [str(messy), dst, "--crop-faces", "--cascade", str(tmp_path / "a-file")]
+    )
     (tmp_path / "empty.xml").write_text("<?xml version='1.0'?>\n<opencv_storage></opencv_storage>\n")
-    assert "not an OpenCV cascade" in one_line_error([str(messy), dst, "--crop-faces", "--cascade", str(tmp_path / "empty.xml")])
+    assert "not an OpenCV cascade" in one_line_error(
+        [str(messy), dst, "--crop-faces", "--cascade", str(tmp_path / "empty.xml")]
+    )
 
 
 def test_command_with_a_pool_never_imports_tensorflow(messy, tmp_path):
@@ -334,10 +360,17 @@ def test_command_with_a_pool_never_imports_tensorflow(messy, tmp_path):
     assert "preprocess" in done.stderr  # the progress bar
 
 
-@pytest.mark.skipif(not ANIME_CASCADE.is_file(), reason="needs lbpcascade_animeface.xml, which users download themselves")
+@pytest.mark.skipif(
+    not ANIME_CASCADE.is_file(), reason="needs lbpcascade_animeface.xml, which users download themselves"
+)
 def test_crop_faces_with_the_anime_cascade(messy, tmp_path):
     # Noise holds no faces: every decodable file is skipped, which exercises the whole face path.
     dst = tmp_path / "faces"
-    report = run_preprocess(messy, dst, config(**{"preprocess.crop_faces": True, "preprocess.cascade": str(ANIME_CASCADE)}), show_progress=False)
+    report = run_preprocess(
+        messy,
+        dst,
+        config(**{"preprocess.crop_faces": True, "preprocess.cascade": str(ANIME_CASCADE)}),
+        show_progress=False,
+    )
     assert report["counts"]["written"] == 0
     assert report["counts"]["skipped_by_reason"]["no face found"] == 14

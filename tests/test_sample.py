@@ -205,7 +205,9 @@ def checkpoint_files(run, name):
 
 
 @pytest.mark.parametrize("how", CHECKPOINT_DAMAGE)
-def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_that_restores(three_checkpoint_run, tmp_path, monkeypatch, how):
+def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_that_restores(
+    three_checkpoint_run, tmp_path, monkeypatch, how
+):
     run = three_checkpoint_run
     monkeypatch.chdir(tmp_path)
     expected = written(sample("--run", run, "--checkpoint", 2, "--out", tmp_path / "epoch2.png"))
@@ -216,7 +218,9 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_that_restores(thre
     assert written(result) == f"{run}/samples/sample_epoch0002_seed0.png"
     assert Image.open(result.stdout.strip()).tobytes() == Image.open(expected).tobytes()
     warning = result.stderr.splitlines()
-    assert len(warning) == 1 and warning[0].startswith(f"warning: checkpoint '{checkpoint_dir(run)}/ckpt-3' is damaged (")
+    assert len(warning) == 1 and warning[0].startswith(
+        f"warning: checkpoint '{checkpoint_dir(run)}/ckpt-3' is damaged ("
+    )
     assert "using ckpt-2" in warning[0]
     assert checkpoint_files(run, "ckpt-3") == damaged_files  # left as it was, for whoever looks into it
 

@@ -43,7 +43,9 @@ def test_two_sets_of_one_kind_score_near_zero_and_grain_blur_checkerboard_score_
     rng = np.random.default_rng(2)
     grain = np.clip(other + rng.normal(0, 24, other.shape), 0, 255).astype(np.uint8)
     blur = np.stack([cv2.GaussianBlur(x, (5, 5), 1.5)[..., None] for x in other])
-    checker = np.clip(other + 30.0 * (np.indices((32, 32)).sum(axis=0) % 2 * 2 - 1)[None, :, :, None], 0, 255).astype(np.uint8)
+    checker = np.clip(other + 30.0 * (np.indices((32, 32)).sum(axis=0) % 2 * 2 - 1)[None, :, :, None], 0, 255).astype(
+        np.uint8
+    )
 
     same = scores(real, other)
     assert same["spectrum"] < 0.5
@@ -69,9 +71,15 @@ def test_rainbow_noise_shows_in_the_colour_channels():
 def test_fd_is_frechets_formula_on_the_random_networks_features():
     real, other = line_drawings(400, 32, seed=0), line_drawings(400, 32, seed=1)
     blur = np.stack([cv2.GaussianBlur(x, (7, 7), 3)[..., None] for x in other])
-    features = {name: embedding.embedding_features(images) for name, images in {"real": real, "other": other, "blur": blur}.items()}
+    features = {
+        name: embedding.embedding_features(images)
+        for name, images in {"real": real, "other": other, "blur": blur}.items()
+    }
     assert embedding.fd_score(features["real"], features["real"])["fd"] == pytest.approx(0, abs=1e-6)
-    assert embedding.fd_score(features["real"], features["blur"])["fd"] > 1.5 * embedding.fd_score(features["real"], features["other"])["fd"]
+    assert (
+        embedding.fd_score(features["real"], features["blur"])["fd"]
+        > 1.5 * embedding.fd_score(features["real"], features["other"])["fd"]
+    )
 
 
 def test_both_are_registered_lower_is_better_metrics():
@@ -84,7 +92,9 @@ def test_cli_evaluate_images_prints_a_spectrum_line(tmp_path):
         folder.mkdir()
         for i, image in enumerate(images):
             cv2.imwrite(str(folder / f"{i:03d}.png"), image)
-    result = CliRunner().invoke(cli, ["evaluate", "--images", str(fake), "--real", str(real), "--metrics", "spectrum,fd", "--n", "40"])
+    result = CliRunner().invoke(
+        cli, ["evaluate", "--images", str(fake), "--real", str(real), "--metrics", "spectrum,fd", "--n", "40"]
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()  # the figures; progress bars go to stderr
     assert any(line.startswith("spectrum: ") for line in lines) and any(line.startswith("fd: ") for line in lines)

@@ -12,21 +12,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from click.testing import CliRunner
+from conftest import damage_checkpoint, tiny_config, write_blob_faces
 
 from animegan import rundir
 from animegan.cli import cli
 from animegan.errors import UserError
 from animegan.train import build_state, make_train_step, train
-from conftest import damage_checkpoint, tiny_config, write_blob_faces
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def checkpoint_arrays(prefix: str) -> dict:
     reader = tf.train.load_checkpoint(prefix)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map() if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+    }
 
 
 def watch_train_steps(monkeypatch, after_step):
@@ -88,7 +91,11 @@ def test_hinge_loss_and_r1_change_the_discriminator_loss(tmp_path):
     def first_d_loss(regularize=False, **options):
         cfg = tiny_config(tmp_path, augment="", ema_decay=0.0, **options)
         state = build_state(cfg, "float32")
-        return float(make_train_step(cfg, state, tf.distribute.get_strategy(), 8, xla=False)(white, regularize=regularize)["d_loss"])
+        return float(
+            make_train_step(cfg, state, tf.distribute.get_strategy(), 8, xla=False)(white, regularize=regularize)[
+                "d_loss"
+            ]
+        )
 
     bce = first_d_loss()
     assert first_d_loss(loss="hinge") != pytest.approx(bce)
@@ -103,7 +110,14 @@ def test_run_directory_contents(tiny_data, capsys):
     (cache,) = (Path(cfg.data.dir) / ".animegan-cache").glob("images-*.npy")
     assert f"image cache: {cache.resolve()} (0.00 GB, memory-mapped" in capsys.readouterr().err
     assert run == Path(cfg.train.runs_dir) / "tiny-001"
-    for name in ("config.yaml", "runtime.json", "losses.png", "progress.gif", "samples/epoch_0001.png", "samples/epoch_0002.png"):
+    for name in (
+        "config.yaml",
+        "runtime.json",
+        "losses.png",
+        "progress.gif",
+        "samples/epoch_0001.png",
+        "samples/epoch_0002.png",
+    ):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert not (run / "quality.png").exists()  # no evaluations to draw
@@ -121,12 +135,21 @@ def test_run_directory_contents(tiny_data, capsys):
 STABILISERS = {"loss": "hinge", "r1_gamma": 1.0, "r1_every": 2, "augment": "", "ema_bn": "standing"}
 # Fast adjustments (8 * 3 / 100 per interval) and an interval that does not divide the 5 steps of an
 # epoch: the resume lands mid-interval, with p and a half-gathered r_t to restore.
-ADAPTIVE = {"augment": "translation,cutout,color", "augment_p": "auto", "ada_kimg": 0.1, "ada_interval": 3, "d_lr": 5e-3}
+ADAPTIVE = {
+    "augment": "translation,cutout,color",
+    "augment_p": "auto",
+    "ada_kimg": 0.1,
+    "ada_interval": 3,
+    "d_lr": 5e-3,
+}
 P_KEY = "augment/p/.ATTRIBUTES/VARIABLE_VALUE"
 
 
-@pytest.mark.parametrize("options", [{"augment": "translation,cutout,color"}, {"augment": ""}, STABILISERS, ADAPTIVE],
-                         ids=["augment", "plain", "stabilisers", "adaptive"])
+@pytest.mark.parametrize(
+    "options",
+    [{"augment": "translation,cutout,color"}, {"augment": ""}, STABILISERS, ADAPTIVE],
+    ids=["augment", "plain", "stabilisers", "adaptive"],
+)
 def test_resume_gives_exactly_the_same_weights(tmp_path, options, op_determinism):
     write_blob_faces(tmp_path / "face")
 
@@ -163,7 +186,9 @@ def test_a_checkpoint_without_augmentation_state_resumes_with_p_from_scratch(tin
     with_p = TrainState.checkpoint
     monkeypatch.setattr(TrainState, "checkpoint", lambda state: with_p(state, without=("augment",)))
     run = train(tiny_data)
-    assert not [name for name, _ in tf.train.list_variables(rundir.resolve_checkpoint(run)) if name.startswith("augment/")]
+    assert not [
+        name for name, _ in tf.train.list_variables(rundir.resolve_checkpoint(run)) if name.startswith("augment/")
+    ]
     monkeypatch.setattr(TrainState, "checkpoint", with_p)
     train(rundir.config_for_resume(run, None, {"train.epochs": 2}, ("train.augment_p=auto",)), resume=run)
     assert [r["step"] for r in rundir.read_metrics(run)] == [5, 10]
@@ -180,7 +205,9 @@ def test_a_small_data_set_is_named_and_memorising_is_warned_about_once(tiny_data
     run = train(cfg)
     err = capsys.readouterr().err
     assert "small data set: 40 images (under 5,000)" in err and "augmentation: no augmentation" in err
-    warned = [r["epoch"] for r in rundir.read_metrics(run)[1:] if r["ada_rt"] > 0.9]  # epoch 1 is where the window starts
+    warned = [
+        r["epoch"] for r in rundir.read_metrics(run)[1:] if r["ada_rt"] > 0.9
+    ]  # epoch 1 is where the window starts
     assert warned and err.count("warning: the discriminator is memorising") == 1
     assert f"over the 5 steps to epoch {warned[0]}, augmentation off); try more images" in err
 
@@ -242,12 +269,33 @@ def test_unwritable_runs_dir(tiny_data, tmp_path):
 
 def run_cli(args, cwd, **kwargs):
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "animegan", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "animegan", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
-TINY_FLAGS = ["--data", "face", "--set", "data.size=16", "--set", "model.noise_dim=8", "--set", "model.g_width=16",
-              "--set", "model.d_widths=[8,16]", "--batch-size", "8", "--precision", "float32"]
+TINY_FLAGS = [
+    "--data",
+    "face",
+    "--set",
+    "data.size=16",
+    "--set",
+    "model.noise_dim=8",
+    "--set",
+    "model.g_width=16",
+    "--set",
+    "model.d_widths=[8,16]",
+    "--batch-size",
+    "8",
+    "--precision",
+    "float32",
+]
 
 
 def checkpoint_counter(prefix: str, name: str) -> int:
@@ -281,7 +329,9 @@ def test_signal_saves_a_checkpoint_and_resume_finishes(tmp_path, sig, code):
     assert resumed.returncode == 0, err
     # The resumed epoch skipped the batches done before the signal: it ends on its own last step.
     assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)][-2:] == [
-        (done_epochs, done_epochs * steps_per_epoch), (done_epochs + 1, (done_epochs + 1) * steps_per_epoch)]
+        (done_epochs, done_epochs * steps_per_epoch),
+        (done_epochs + 1, (done_epochs + 1) * steps_per_epoch),
+    ]
 
 
 @pytest.mark.parametrize("signal_after_step", [7, 5], ids=["mid-epoch", "last-step-of-an-epoch"])
@@ -336,7 +386,11 @@ def test_save_every_sample_every_and_keep_checkpoints(tiny_data):
     run = train(cfg)
     # Every 2nd epoch and the last; of those, the newest 2 are kept.
     assert sorted(rundir.checkpoint_epochs(run)) == [4, 5]
-    assert sorted(p.name for p in rundir.samples_dir(run).glob("epoch_*.png")) == ["epoch_0002.png", "epoch_0004.png", "epoch_0005.png"]
+    assert sorted(p.name for p in rundir.samples_dir(run).glob("epoch_*.png")) == [
+        "epoch_0002.png",
+        "epoch_0004.png",
+        "epoch_0005.png",
+    ]
     assert [r["epoch"] for r in rundir.read_metrics(run)] == [1, 2, 3, 4, 5]
 
 
@@ -352,10 +406,23 @@ def test_max_minutes_stops_at_the_first_epoch_end_with_a_checkpoint(tiny_data, c
 
 def test_name_of_an_existing_run_is_refused(fake_run, tmp_path):
     before = {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file()}
-    result = CliRunner().invoke(cli, ["train", "--name", fake_run.name, "--data", str(tmp_path / "face"),
-                                      "--set", f"train.runs_dir={fake_run.parent}"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--name",
+            fake_run.name,
+            "--data",
+            str(tmp_path / "face"),
+            "--set",
+            f"train.runs_dir={fake_run.parent}",
+        ],
+    )
     assert result.exit_code == 2, result.output
-    assert result.stderr == f"error: run '{fake_run}' already exists; resume it with --resume {fake_run}, or pick another --name\n"
+    assert (
+        result.stderr
+        == f"error: run '{fake_run}' already exists; resume it with --resume {fake_run}, or pick another --name\n"
+    )
     assert {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file()} == before
 
 
@@ -374,7 +441,10 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(tiny_data, capsys):
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1
-    assert f"checkpoint '{rundir.checkpoint_dir(run)}/ckpt-15' is damaged" in warnings[0] and "using ckpt-10" in warnings[0]
+    assert (
+        f"checkpoint '{rundir.checkpoint_dir(run)}/ckpt-15' is damaged" in warnings[0]
+        and "using ckpt-10" in warnings[0]
+    )
     assert f"resumed {rundir.checkpoint_dir(run)}/ckpt-10 (epoch 2, step 10)" in err
     # Epoch 3's line went with its checkpoint; epoch 3 was trained again, once.
     assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)] == [(1, 5), (2, 10), (3, 15), (4, 20)]

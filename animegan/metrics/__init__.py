@@ -19,7 +19,8 @@ network once. Entry points:
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,5 +54,13 @@ from animegan.metrics.evaluate import (  # noqa: E402
     score_generator,
 )
 
-__all__ = ["METRICS", "Metric", "compute_real_features", "evaluate_generator", "evaluate_images", "evaluate_run", "parse_metric_names",
-           "score_generator"]
+__all__ = [
+    "METRICS",
+    "Metric",
+    "compute_real_features",
+    "evaluate_generator",
+    "evaluate_images",
+    "evaluate_run",
+    "parse_metric_names",
+    "score_generator",
+]

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import zipfile
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -27,7 +28,6 @@ from animegan.images import to_uint8
 from animegan.metrics import METRICS, Features, diversity, embedding, inception, spectrum, swd
 from animegan.rundir import append_metrics, find_run, load_generator, read_metrics
 from animegan.sample import draw_noise, generate, trace_generator
-
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,24 @@ def feature_extractors(
         extractors["pixels"] = FeatureExtractor("pixels", diversity.pixel_summary)
     if "spectrum" in kinds:
         extractors["spectrum"] = FeatureExtractor(spectrum.SETTINGS, spectrum.radial_power)
-    use_inception = "inception" in kinds or ("embedding" in kinds and (inception_model is not None or inception_weights is not None))
+    use_inception = "inception" in kinds or (
+        "embedding" in kinds and (inception_model is not None or inception_weights is not None)
+    )
     if use_inception:
         model = inception_model if inception_model is not None else inception.load_inception(inception_weights)
         key = inception.network_fingerprint(model)
         if "inception" in kinds:
-            extractors["inception"] = FeatureExtractor(key, partial(inception.inception_features, model, show_progress=show_progress))
+            extractors["inception"] = FeatureExtractor(
+                key, partial(inception.inception_features, model, show_progress=show_progress)
+            )
         if "embedding" in kinds:
-            extractors["embedding"] = FeatureExtractor(key, partial(embedding.inception_vectors, model, show_progress=show_progress))
+            extractors["embedding"] = FeatureExtractor(
+                key, partial(embedding.inception_vectors, model, show_progress=show_progress)
+            )
     elif "embedding" in kinds:
-        extractors["embedding"] = FeatureExtractor(embedding.SETTINGS, partial(embedding.embedding_features, show_progress=show_progress))
+        extractors["embedding"] = FeatureExtractor(
+            embedding.SETTINGS, partial(embedding.embedding_features, show_progress=show_progress)
+        )
     return extractors
 
 
@@ -91,7 +99,9 @@ def generate_images(generator, n: int, seed: int, show_progress: bool = False) -
     return to_uint8(generate(trace_generator(generator), noise, show_progress=show_progress))
 
 
-def compute_real_features(real_images: np.ndarray, metric_names: str | Iterable[str], n: int, inception_model=None) -> dict[str, Features]:
+def compute_real_features(
+    real_images: np.ndarray, metric_names: str | Iterable[str], n: int, inception_model=None
+) -> dict[str, Features]:
     """Features of the first n real images, to compute once and pass to every evaluate_generator call."""
     return extract_all(feature_extractors(parse_metric_names(metric_names), inception_model), real_images[:n])
 
@@ -154,7 +164,9 @@ def cached_real_features(
     return features
 
 
-def score_generator(generator, real: Path, size: int, channels: int, metric_names: str | Iterable[str], n: int, seed: int = 0) -> dict[str, float]:
+def score_generator(
+    generator, real: Path, size: int, channels: int, metric_names: str | Iterable[str], n: int, seed: int = 0
+) -> dict[str, float]:
     """n images of `generator` against the first n of the folder `real` (features cached there); writes
     nothing in any run. For studies that score many checkpoints against one held-out set."""
     names = parse_metric_names(metric_names)
@@ -207,13 +219,20 @@ def read_image_folder(folder: Path, size: int, channels: int, limit: int) -> np.
             with Image.open(path) as picture:
                 picture = picture.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BOX)
         except (OSError, UnidentifiedImageError, ValueError):
-            raise UserError(f"cannot read '{path}' as an image; remove it from the folder or re-save it as PNG") from None
+            raise UserError(
+                f"cannot read '{path}' as an image; remove it from the folder or re-save it as PNG"
+            ) from None
         images.append(np.asarray(picture, dtype=np.uint8).reshape(size, size, channels))
     return np.stack(images)
 
 
 def evaluate_images(
-    images_dir: Path, real: Path, n: int, metric_names: str | Iterable[str], inception_weights: Path | None = None, inception_model=None
+    images_dir: Path,
+    real: Path,
+    n: int,
+    metric_names: str | Iterable[str],
+    inception_weights: Path | None = None,
+    inception_model=None,
 ) -> dict[str, float]:
     """`animegan evaluate --images DIR`: score a folder of images (from any tool) against real images.
 
@@ -243,5 +262,7 @@ def image_shape(path: Path) -> tuple[int, int]:
     except (OSError, UnidentifiedImageError):
         raise UserError(f"cannot read '{path}' as an image; re-run `animegan preprocess` on the real images") from None
     if width != height:
-        raise UserError(f"'{path}' is {width}x{height}, not square; give --real a folder written by `animegan preprocess`")
+        raise UserError(
+            f"'{path}' is {width}x{height}, not square; give --real a folder written by `animegan preprocess`"
+        )
     return width, channels

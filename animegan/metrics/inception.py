@@ -34,7 +34,9 @@ def imagenet_weights() -> Path:
     import keras
 
     previous_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # Keras' download has no timeout of its own: offline it must fail, not hang
+    socket.setdefaulttimeout(
+        DOWNLOAD_TIMEOUT_S
+    )  # Keras' download has no timeout of its own: offline it must fail, not hang
     try:
         return Path(keras.utils.get_file(WEIGHTS_FILE, WEIGHTS_URL, cache_subdir="models", file_hash=WEIGHTS_MD5))
     except Exception as exc:  # get_file raises a bare Exception for network errors, ValueError for a bad hash
@@ -76,7 +78,9 @@ def network_fingerprint(model) -> str:
 
 def inception_input(images: np.ndarray, side: int) -> np.ndarray:
     """uint8 NHWC -> float32 (N, side, side, 3) in [-1, 1], which is what InceptionV3's preprocess_input gives."""
-    resized = np.stack([cv2.resize(image, (side, side), interpolation=cv2.INTER_LINEAR).reshape(side, side, -1) for image in images])
+    resized = np.stack(
+        [cv2.resize(image, (side, side), interpolation=cv2.INTER_LINEAR).reshape(side, side, -1) for image in images]
+    )
     if resized.shape[-1] == 1:
         resized = np.repeat(resized, 3, axis=-1)
     return to_unit_range(resized)
@@ -140,7 +144,12 @@ def frechet_of_sets(real_features: np.ndarray, fake_features: np.ndarray) -> flo
 def kernel_sum(a: np.ndarray, b: np.ndarray) -> float:
     """The sum of k(a_i, b_j) = (a_i . b_j / d + 1)^3 over all pairs, KERNEL_ROWS rows at a time."""
     dimensions = a.shape[1]
-    return float(sum(((a[start : start + KERNEL_ROWS] @ b.T / dimensions + 1) ** 3).sum() for start in range(0, len(a), KERNEL_ROWS)))
+    return float(
+        sum(
+            ((a[start : start + KERNEL_ROWS] @ b.T / dimensions + 1) ** 3).sum()
+            for start in range(0, len(a), KERNEL_ROWS)
+        )
+    )
 
 
 def kernel_inception_distance(real: np.ndarray, fake: np.ndarray) -> float:
@@ -155,7 +164,11 @@ def kernel_inception_distance(real: np.ndarray, fake: np.ndarray) -> float:
         self_pairs = np.sum((np.sum(x * x, axis=1) / x.shape[1] + 1) ** 3)
         return (kernel_sum(x, x) - self_pairs) / (len(x) * (len(x) - 1))
 
-    return float(mean_over_distinct_pairs(real) + mean_over_distinct_pairs(fake) - 2 * kernel_sum(real, fake) / (len(real) * len(fake)))
+    return float(
+        mean_over_distinct_pairs(real)
+        + mean_over_distinct_pairs(fake)
+        - 2 * kernel_sum(real, fake) / (len(real) * len(fake))
+    )
 
 
 def kid_score(real: dict[str, np.ndarray], fake: dict[str, np.ndarray]) -> dict[str, float]:

@@ -79,7 +79,9 @@ def laplacian_pyramid(images: np.ndarray, levels: int) -> list[np.ndarray]:
 def random_patches(level: np.ndarray, per_image: int, rng: np.random.Generator) -> np.ndarray:
     """`per_image` random PATCH x PATCH neighbourhoods of each image: (N * per_image, channels, PATCH, PATCH)."""
     n, height, width, _ = level.shape
-    windows = np.lib.stride_tricks.sliding_window_view(level, (PATCH, PATCH), axis=(1, 2))  # (n, y, x, c, 7, 7), no copy
+    windows = np.lib.stride_tricks.sliding_window_view(
+        level, (PATCH, PATCH), axis=(1, 2)
+    )  # (n, y, x, c, 7, 7), no copy
     image = np.repeat(np.arange(n), per_image)
     top = rng.integers(0, height - PATCH + 1, size=image.size)
     left = rng.integers(0, width - PATCH + 1, size=image.size)
@@ -99,7 +101,9 @@ def random_directions(dimensions: int) -> np.ndarray:
     return (directions / np.linalg.norm(directions, axis=0)).astype(np.float32)
 
 
-def projection_quantiles(descriptors: np.ndarray, directions: np.ndarray, quantiles: int = QUANTILES, progress=None) -> np.ndarray:
+def projection_quantiles(
+    descriptors: np.ndarray, directions: np.ndarray, quantiles: int = QUANTILES, progress=None
+) -> np.ndarray:
     """The quantiles of the descriptors' projection on each direction: (directions, quantiles).
 
     Quantile j is the sorted projection at the middle of slice j of `quantiles` equal slices.
