@@ -4,10 +4,13 @@
     animegan preprocess ../shared/data/anime-faces-64 face64/ --size 64 --color      # 64x64 colour
     python scripts/study_texture.py --faces face/ --epochs 10,20 default resize ttur
     python scripts/study_texture.py --faces face64/ --config anime64-rgb --tag rgb --epochs 10 default resize
+    animegan demo-data demo-raw/ --n 4000 && animegan preprocess demo-raw/ demo-face4k/ --config demo
+    python scripts/study_texture.py --faces demo-face4k/ --config demo --tag demo --epochs 40 demo demo-k4-deep
 
-Each variant is the default config as it was when the study began (studylib.TEXTURE_BASE) plus the
---set items of studylib.TEXTURE_VARIANTS, trained from the same seed on the same faces, with the same
-studylib.HELD_OUT faces kept out (a seeded split). At every epoch of --epochs the run is trained to
+Each variant is the default config as it was when the study began (studylib.TEXTURE_BASE; with
+--config demo, the demo config's DEMO_BASE) plus the --set items of studylib.TEXTURE_VARIANTS
+(DEMO_VARIANTS), trained from the same seed on the same faces, with the same studylib.HELD_OUT
+faces kept out (a seeded split). At every epoch of --epochs the run is trained to
 that epoch (a shorter run is resumed, a longer one left alone) and its EMA generator, as its
 checkpoint holds it, is scored on --n samples against --n held-out faces with SWD, prdc, fd,
 diversity and spectrum; its 8x8 grid of the first 64 scoring noises is written beside the JSON.
@@ -50,7 +53,9 @@ def table(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variants", nargs="+", choices=sorted(studylib.TEXTURE_VARIANTS))
+    parser.add_argument(
+        "variants", nargs="+", help="names in studylib.TEXTURE_VARIANTS (DEMO_VARIANTS with --config demo)"
+    )
     parser.add_argument("--faces", type=Path, default=Path("face"), help="preprocessed faces, read only")
     parser.add_argument("--config", default=None, help="the config each variant starts from (default: default)")
     parser.add_argument("--tag", default="grey", help="names the work folder and the results file")
@@ -61,6 +66,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=None, help="default: docs/quality/texture/TAG.json")
     args = parser.parse_args()
+    base, variants = studylib.STUDIES["demo" if args.config == "demo" else "texture"]
+    unknown = sorted(set(args.variants) - set(variants))
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(variants)}")
     epochs = sorted(int(e) for e in args.epochs.split(","))
     out = args.out or studylib.ROOT / "docs" / "quality" / "texture" / f"{args.tag}.json"
 
@@ -73,7 +82,7 @@ def main() -> None:
             "n": args.n,
             "held_out": studylib.HELD_OUT,
             "config": args.config or "default",
-            "base": studylib.TEXTURE_BASE,
+            "base": base,
         }
     )
     for variant in args.variants:
@@ -81,11 +90,11 @@ def main() -> None:
             "train.save_every=5",
             "train.keep_checkpoints=100",
             "train.sample_every=5",
-            *studylib.TEXTURE_BASE,
-            *studylib.TEXTURE_VARIANTS[variant],
+            *base,
+            *variants[variant],
         ]
         entry = results["variants"].setdefault(variant, {"scores": {}})
-        entry["overrides"] = studylib.TEXTURE_VARIANTS[variant]
+        entry["overrides"] = variants[variant]
         for epoch in epochs:
             run = studylib.train(variant, overrides, train_dir, work / "runs", epoch, args.config)
             entry["images_per_s"] = studylib.images_per_second(run)

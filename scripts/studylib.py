@@ -82,7 +82,31 @@ TEXTURE_VARIANTS = {
     "k4-deep-ttur": ["model.g_kernel=4", "model.d_widths=[64,128,256]", "train.g_lr=0.0001", "train.d_lr=0.0004"],
 }
 
-STUDIES = {"study": (STABILISER_BASE, STABILISER_VARIANTS), "texture": (TEXTURE_BASE, TEXTURE_VARIANTS)}
+# The texture study on the demo config (study_texture.py --config demo): its networks are smaller, so
+# its base and variants are its own.
+DEMO_BASE = [
+    "model.g_width=128",
+    "model.g_kernel=5",
+    "model.d_widths=[32,64]",
+    "model.d_kernel=5",
+    "model.d_mbstd=4",
+    "train.g_lr=0.0002",
+    "train.d_lr=0.0002",
+    "train.ema_rampup=0.05",
+    "train.batch_size=32",
+    "train.augment_p=auto",
+]
+DEMO_VARIANTS = {
+    "demo": [],
+    "demo-k4-deep": ["model.g_kernel=4", "model.d_widths=[32,64,128]"],
+    "demo-k4-wide-deep": ["model.g_kernel=4", "model.d_widths=[64,128,256]"],
+}
+
+STUDIES = {
+    "study": (STABILISER_BASE, STABILISER_VARIANTS),
+    "texture": (TEXTURE_BASE, TEXTURE_VARIANTS),
+    "demo": (DEMO_BASE, DEMO_VARIANTS),
+}
 
 
 def variant_overrides(spec: str) -> list[str]:
