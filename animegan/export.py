@@ -19,8 +19,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from animegan.checkpoints import load_generator
 from animegan.errors import UserError
-from animegan.rundir import find_run, load_generator
+from animegan.rundir import find_run
 
 
 def export_generator(

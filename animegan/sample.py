@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from animegan.checkpoints import load_generator
 from animegan.errors import UserError
 from animegan.images import make_grid, to_uint8, write_gif, write_png
-from animegan.rundir import find_run, load_generator, samples_dir
+from animegan.rundir import find_run, samples_dir
 
 BATCH_SIZE = 256  # images per generator call: the fastest of 32..1000 on a CPU for the default model
 
@@ -112,7 +113,8 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 def walk_noise(
     n: int, points: int, frames: int, noise_dim: int, seed: int, truncation: float | None = None
 ) -> np.ndarray:
-    """n walks through `points` random latent points each, `frames` steps per leg: shape (points * frames, n, noise_dim).
+    """n walks through `points` random latent points each, `frames` steps per leg: shape
+    (points * frames, n, noise_dim).
 
     Each walk returns to its first point, so the looping GIF has no jump. The first frame is the
     grid that `sample` draws with the same n, seed and truncation.

@@ -25,9 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # measure this checkout, not whichever animegan is installed
 
+from animegan.checkpoints import checkpoint_prefixes, load_generator, save_generator  # noqa: E402
 from animegan.config import Config  # noqa: E402
 from animegan.images import to_uint8  # noqa: E402
-from animegan.rundir import CHECKPOINT_PREFIX, checkpoint_dir, load_generator, save_config  # noqa: E402
+from animegan.rundir import save_config  # noqa: E402
 from animegan.sample import BATCH_SIZE, draw_noise, generate, trace_generator  # noqa: E402
 
 
@@ -36,18 +37,12 @@ def untrained_default_run(run: Path) -> Path:
 
     Untrained weights decode exactly as fast as trained ones of the same shape.
     """
-    import tensorflow as tf
-
     from animegan.models import build_generator
 
-    if not (checkpoint_dir(run) / "checkpoint").is_file():
+    if not checkpoint_prefixes(run):
         cfg = Config()
         save_config(run, cfg)
-        generator = build_generator(cfg.model, cfg.data.size, cfg.data.channels)
-        checkpoint = tf.train.Checkpoint(ema_generator=generator, epoch=tf.Variable(0, dtype=tf.int64))
-        tf.train.CheckpointManager(
-            checkpoint, checkpoint_dir(run), max_to_keep=1, checkpoint_name=CHECKPOINT_PREFIX
-        ).save(checkpoint_number=0)
+        save_generator(run, build_generator(cfg.model, cfg.data.size, cfg.data.channels), epoch=0)
     return run
 
 

@@ -2,7 +2,7 @@
 
     python scripts/bench_train.py                 # float32 + every precision this CPU runs natively
     python scripts/bench_train.py --precisions float32,mixed_bfloat16 --repeats 5
-    python scripts/bench_train.py --study study:r1,texture:resize --steps 32   # study variants' cost (scripts/studylib.py)
+    python scripts/bench_train.py --study study:r1,texture:resize --steps 32   # study variants' cost (studylib.py)
     python scripts/bench_train.py --paired animegan+augment,animegan+ada --repeats 20   # adaptive p's cost
 
 Each measurement runs in a fresh child process (so peak memory, VmHWM, belongs to that variant
@@ -137,7 +137,7 @@ def animegan_stepper(images, precision: str, augment: str = "", sets: tuple = ()
 
     from animegan.config import Config, apply_overrides, parse_set_options
     from animegan.data import epoch_dataset
-    from animegan.train import build_state, make_train_step
+    from animegan.step import build_state, make_train_step
 
     cfg = Config()
     cfg.train.augment = augment
@@ -262,7 +262,8 @@ def main() -> None:
     parser.add_argument("--variants", help=f"comma list of {', '.join(VARIANTS)} (default: all)")
     parser.add_argument(
         "--study",
-        help="comma list of study variants to time instead, study:NAME (stabilisers) or texture:NAME (scripts/studylib.py)",
+        help="comma list of study variants to time instead, study:NAME (stabilisers) or texture:NAME "
+        "(scripts/studylib.py)",
     )
     parser.add_argument(
         "--paired", help="comma list of animegan step variants to time in one process, alternating (see above)"
@@ -301,7 +302,8 @@ def main() -> None:
         for variant in variants:
             results[variant].append(run_child(*variant, args.warmup, args.steps))
             print(
-                f"  run {repeat + 1}/{args.repeats} {variant[0]} {variant[1]}: {results[variant][-1]['images_per_s']:.0f} img/s",
+                f"  run {repeat + 1}/{args.repeats} {variant[0]} {variant[1]}: "
+                f"{results[variant][-1]['images_per_s']:.0f} img/s",
                 file=sys.stderr,
             )
 
@@ -331,7 +333,8 @@ def main() -> None:
             }
         )
     print(
-        f"\n{'variant':<22} {'precision':<15} {'img/s':>8} {'x tutorial':>11} {'x tut+onednn':>13} {'x augment':>10} {'peak MiB':>9}"
+        f"\n{'variant':<22} {'precision':<15} {'img/s':>8} "
+        f"{'x tutorial':>11} {'x tut+onednn':>13} {'x augment':>10} {'peak MiB':>9}"
     )
     for row in rows:
         cells = [
@@ -339,7 +342,8 @@ def main() -> None:
             for k in ("ratio_to_tutorial", "ratio_to_tutorial_onednn", "ratio_to_augment")
         ]
         print(
-            f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {cells[0]:>11} {cells[1]:>13} {cells[2]:>10} {row['peak_mib']:>9}"
+            f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} "
+            f"{cells[0]:>11} {cells[1]:>13} {cells[2]:>10} {row['peak_mib']:>9}"
         )
     write_report(args.out, repeats=args.repeats, steps=args.steps, rows=rows)
 
@@ -392,7 +396,8 @@ def paired_main(args, precisions: list[str]) -> None:
             f"{row['ratio_quartiles'][0]:.3f}-{row['ratio_quartiles'][2]:.3f}" if row["ratio_quartiles"] else "-"
         )
         print(
-            f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} {row['ratio_to_first']:>20.3f} {quartiles:>24}"
+            f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} "
+            f"{row['ratio_to_first']:>20.3f} {quartiles:>24}"
         )
     write_report(args.out, rounds=args.repeats, steps=args.steps, paired=rows)
 

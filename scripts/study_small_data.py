@@ -151,7 +151,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
 
-    from animegan.rundir import checkpoint_epochs
+    from animegan.checkpoints import checkpoint_epochs
 
     subsets, heldout = nested_subsets(args.faces, args.work, args.subsets)
     results = write_header(args)

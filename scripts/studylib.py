@@ -188,8 +188,8 @@ def scored_generator(run: Path, epoch: int, bn: str):
     """(EMA generator at `epoch`, config). bn "standing" first gives it BatchNorm statistics of its own
     (train.ema_bn: standing): that changes no training step, so a variant can be scored both ways
     from the same checkpoint; "live" scores it as the checkpoint holds it."""
+    from animegan.checkpoints import load_generator
     from animegan.ema import standing_batchnorm_stats
-    from animegan.rundir import load_generator
 
     generator, cfg, _ = load_generator(run, str(epoch))
     if bn == "standing":

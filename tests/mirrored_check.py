@@ -20,12 +20,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import tiny_config  # noqa: E402
+from helpers import tiny_config  # noqa: E402
 
 from animegan.data import epoch_dataset  # noqa: E402
 from animegan.distribute import choose_strategy  # noqa: E402
 from animegan.models import ReplicaDropout  # noqa: E402
-from animegan.train import build_state, make_train_step, overflow_everywhere  # noqa: E402
+from animegan.step import build_state, make_train_step, overflow_everywhere  # noqa: E402
 
 BATCH = 8
 IMAGES = np.random.default_rng(0).integers(0, 256, (2 * BATCH, 16, 16, 1), dtype=np.uint8)

@@ -4,11 +4,11 @@ and its strength p: per-image masks, ADA's p update, and what a small data set i
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_config
+from helpers import tiny_config
 
 from animegan.augment import AdaptiveAugment, cutout, diff_augment, memorising_advice, small_data_note, translation
 from animegan.config import TrainConfig, augment_probability
-from animegan.train import build_state, make_train_step
+from animegan.step import build_state, make_train_step
 
 SIZE = 16
 
@@ -237,7 +237,8 @@ def test_memorising_advice(options, rt, p, advice):
         assert warning is None
     else:
         assert warning.startswith(
-            "warning: the discriminator is memorising the training images (r_t = E[sign(D(real))] = 0.95 over the 120 steps to epoch 7, "
+            "warning: the discriminator is memorising the training images "
+            "(r_t = E[sign(D(real))] = 0.95 over the 120 steps to epoch 7, "
         )
         assert advice in warning and "\n" not in warning
 

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_config
+from helpers import tiny_config
 
 from animegan.ema import STANDING_STATS_BATCH, ema_beta, standing_batchnorm_stats, update_ema
-from animegan.train import build_state
+from animegan.step import build_state
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ def test_export_round_trip_matches_sample(fake_run, tmp_path, fmt, name, run_exp
 
 
 def test_savedmodel_export_of_another_checkpoint_replaces_an_earlier_one(three_checkpoint_run, tmp_path):
-    from animegan.rundir import load_generator
+    from animegan.checkpoints import load_generator
 
     out, noise = tmp_path / "generator", draw_noise(N, NOISE_DIM, SEED)
     exported = {}

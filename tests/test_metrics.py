@@ -9,12 +9,13 @@ import pytest
 import scipy.linalg
 from click.testing import CliRunner
 
+from animegan.checkpoints import load_generator
 from animegan.cli import cli
 from animegan.data import load_images
 from animegan.errors import UserError
 from animegan.metrics import diversity, evaluate, evaluate_generator, evaluate_run, inception, prdc, swd
 from animegan.metrics.evaluate import CACHE_DIR, compute_real_features
-from animegan.rundir import load_generator, read_metrics
+from animegan.rundir import read_metrics
 
 
 def drawn_faces(count, size, seed):

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import CHECKPOINT_DAMAGE, damage_checkpoint, save_untrained_run, tiny_config
+from helpers import CHECKPOINT_DAMAGE, damage_checkpoint, save_untrained_run, tiny_config
 from PIL import Image
 
+from animegan.checkpoints import checkpoint_dir, load_generator
 from animegan.cli import cli
 from animegan.images import make_grid, to_uint8
-from animegan.rundir import checkpoint_dir, load_generator
 from animegan.sample import draw_noise, generate, slerp, trace_generator, walk_noise
 
 CELL = 16 + 1  # the fake run's 16 px images plus the 1 px border

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
-from conftest import damage_checkpoint, tiny_config, write_blob_faces
+from helpers import damage_checkpoint, tiny_config, write_blob_faces
 
-from animegan import rundir
+from animegan import checkpoints, rundir
 from animegan.cli import cli
 from animegan.errors import UserError
-from animegan.train import build_state, make_train_step, train
+from animegan.step import build_state, make_train_step
+from animegan.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,7 +126,7 @@ def test_run_directory_contents(tiny_data, capsys):
     assert [r["epoch"] for r in records] == [1, 2]
     assert {"epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "wall_s"} <= set(records[0])
     assert records[1]["step"] == 2 * (40 // 8)
-    assert sorted(rundir.checkpoint_epochs(run)) == [1, 2]
+    assert sorted(checkpoints.checkpoint_epochs(run)) == [1, 2]
     assert rundir.load_run_config(run).to_dict() == cfg.to_dict()
     # A second run with the same config gets the next counter.
     cfg.train.epochs = 1
@@ -168,8 +169,8 @@ def test_resume_gives_exactly_the_same_weights(tmp_path, options, op_determinism
     split.train.epochs = 2
     train(split, resume=run)
 
-    a = checkpoint_arrays(rundir.resolve_checkpoint(Path(straight.train.runs_dir) / "straight"))
-    b = checkpoint_arrays(rundir.resolve_checkpoint(run))
+    a = checkpoint_arrays(checkpoints.resolve_checkpoint(Path(straight.train.runs_dir) / "straight"))
+    b = checkpoint_arrays(checkpoints.resolve_checkpoint(run))
     assert a.keys() == b.keys()
     differing = [name for name in a if not np.array_equal(a[name], b[name])]
     assert not differing
@@ -181,18 +182,16 @@ def test_resume_gives_exactly_the_same_weights(tmp_path, options, op_determinism
 
 def test_a_checkpoint_without_augmentation_state_resumes_with_p_from_scratch(tiny_data, monkeypatch):
     """Checkpoints of animegan 0.1.0 hold no p: the rest resumes, and p starts as a new run's would."""
-    from animegan.train import TrainState
-
-    with_p = TrainState.checkpoint
-    monkeypatch.setattr(TrainState, "checkpoint", lambda state: with_p(state, without=("augment",)))
+    with_p = checkpoints.state_checkpoint
+    monkeypatch.setattr(checkpoints, "state_checkpoint", lambda state, without=(): with_p(state, without=("augment",)))
     run = train(tiny_data)
     assert not [
-        name for name, _ in tf.train.list_variables(rundir.resolve_checkpoint(run)) if name.startswith("augment/")
+        name for name, _ in tf.train.list_variables(checkpoints.resolve_checkpoint(run)) if name.startswith("augment/")
     ]
-    monkeypatch.setattr(TrainState, "checkpoint", with_p)
+    monkeypatch.setattr(checkpoints, "state_checkpoint", with_p)
     train(rundir.config_for_resume(run, None, {"train.epochs": 2}, ("train.augment_p=auto",)), resume=run)
     assert [r["step"] for r in rundir.read_metrics(run)] == [5, 10]
-    assert P_KEY in dict(tf.train.list_variables(rundir.resolve_checkpoint(run)))
+    assert P_KEY in dict(tf.train.list_variables(checkpoints.resolve_checkpoint(run)))
 
 
 def test_a_small_data_set_is_named_and_memorising_is_warned_about_once(tiny_data, capsys, monkeypatch):
@@ -223,7 +222,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_data, mo
     with pytest.raises(UserError, match=r"diverged at epoch 2 .*ckpt-5"):
         train(cfg)
     run = Path(cfg.train.runs_dir) / "tiny-001"
-    assert sorted(rundir.checkpoint_epochs(run)) == [1]
+    assert sorted(checkpoints.checkpoint_epochs(run)) == [1]
 
 
 def test_small_data_shrinks_the_batch(tmp_path, capsys):
@@ -298,10 +297,6 @@ TINY_FLAGS = [
 ]
 
 
-def checkpoint_counter(prefix: str, name: str) -> int:
-    return int(tf.train.load_checkpoint(prefix).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
-
-
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_a_checkpoint_and_resume_finishes(tmp_path, sig, code):
     steps_per_epoch = 400 // 8
@@ -319,10 +314,10 @@ def test_signal_saves_a_checkpoint_and_resume_finishes(tmp_path, sig, code):
     saved = re.search(r"saved (\S+) at step (\d+); resume with: animegan train --resume", err)
     assert saved, err
     run, prefix, step = tmp_path / "runs" / "x", str(tmp_path / saved.group(1)), int(saved.group(2))
-    assert rundir.resolve_checkpoint(run) == prefix
-    assert checkpoint_counter(prefix, "step") == step
+    assert checkpoints.resolve_checkpoint(run) == prefix
+    assert checkpoints.read_counter(prefix, "step") == step
     done_epochs = len(rundir.read_metrics(run))
-    assert checkpoint_counter(prefix, "epoch") == done_epochs >= 1
+    assert checkpoints.read_counter(prefix, "epoch") == done_epochs >= 1
     assert done_epochs * steps_per_epoch <= step < (done_epochs + 1) * steps_per_epoch
     resumed = run_cli(["train", "--resume", "runs/x", "--epochs", str(done_epochs + 1)], tmp_path)
     out, err = resumed.communicate(timeout=120)
@@ -350,9 +345,9 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_resume_runs_only_the_rest(tiny_
         train(cfg)
     assert stopped.value.code == 130
     run = Path(cfg.train.runs_dir) / "tiny-001"
-    newest = rundir.resolve_checkpoint(run)
-    assert checkpoint_counter(newest, "step") == signal_after_step
-    assert checkpoint_counter(newest, "epoch") == 1  # epoch 2 unfinished, or epoch 1 finished by its last step
+    newest = checkpoints.resolve_checkpoint(run)
+    assert checkpoints.read_counter(newest, "step") == signal_after_step
+    assert checkpoints.read_counter(newest, "epoch") == 1  # epoch 2 unfinished, or epoch 1 finished by its last step
     assert [r["epoch"] for r in rundir.read_metrics(run)] == [1]
 
     steps.clear()
@@ -369,8 +364,7 @@ def test_eval_every_logs_the_metric_and_keeps_the_best_checkpoint(tiny_data):
     records = rundir.read_metrics(run)
     assert all(r["swd"] > 0 for r in records)
     assert (run / "quality.png").is_file()
-    best = tf.train.latest_checkpoint(str(rundir.checkpoint_dir(run) / "best"))
-    best_epoch = int(tf.train.load_checkpoint(best).get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+    best_epoch = checkpoints.checkpoint_epoch(checkpoints.best_checkpoint(run))
     assert records[best_epoch - 1]["swd"] == min(r["swd"] for r in records)
 
 
@@ -385,7 +379,7 @@ def test_save_every_sample_every_and_keep_checkpoints(tiny_data):
     cfg.train.epochs, cfg.train.save_every, cfg.train.sample_every, cfg.train.keep_checkpoints = 5, 2, 2, 2
     run = train(cfg)
     # Every 2nd epoch and the last; of those, the newest 2 are kept.
-    assert sorted(rundir.checkpoint_epochs(run)) == [4, 5]
+    assert sorted(checkpoints.checkpoint_epochs(run)) == [4, 5]
     assert sorted(p.name for p in rundir.samples_dir(run).glob("epoch_*.png")) == [
         "epoch_0002.png",
         "epoch_0004.png",
@@ -399,7 +393,7 @@ def test_max_minutes_stops_at_the_first_epoch_end_with_a_checkpoint(tiny_data, c
     cfg.train.epochs, cfg.train.max_minutes, cfg.train.save_every, cfg.train.sample_every = 5, 1e-6, 10, 10
     run = train(cfg)
     assert [r["epoch"] for r in rundir.read_metrics(run)] == [1]
-    assert sorted(rundir.checkpoint_epochs(run)) == [1]  # saved although save_every is 10
+    assert sorted(checkpoints.checkpoint_epochs(run)) == [1]  # saved although save_every is 10
     assert [p.name for p in rundir.samples_dir(run).glob("epoch_*.png")] == ["epoch_0001.png"]
     assert f"train.max_minutes (1e-06) reached after epoch 1; continue with --resume {run}" in capsys.readouterr().err
 
@@ -433,7 +427,7 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(tiny_data, capsys):
     cfg = tiny_data  # 5 steps per epoch
     cfg.train.epochs = 3
     run = train(cfg)
-    damage_checkpoint(rundir.checkpoint_dir(run) / "ckpt-15")
+    damage_checkpoint(checkpoints.checkpoint_dir(run) / "ckpt-15")
     capsys.readouterr()
 
     cfg.train.epochs = 4
@@ -442,20 +436,20 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(tiny_data, capsys):
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1
     assert (
-        f"checkpoint '{rundir.checkpoint_dir(run)}/ckpt-15' is damaged" in warnings[0]
+        f"checkpoint '{checkpoints.checkpoint_dir(run)}/ckpt-15' is damaged" in warnings[0]
         and "using ckpt-10" in warnings[0]
     )
-    assert f"resumed {rundir.checkpoint_dir(run)}/ckpt-10 (epoch 2, step 10)" in err
+    assert f"resumed {checkpoints.checkpoint_dir(run)}/ckpt-10 (epoch 2, step 10)" in err
     # Epoch 3's line went with its checkpoint; epoch 3 was trained again, once.
     assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)] == [(1, 5), (2, 10), (3, 15), (4, 20)]
-    assert sorted(rundir.checkpoint_epochs(run)) == [2, 3, 4]
+    assert sorted(checkpoints.checkpoint_epochs(run)) == [2, 3, 4]
 
 
 def test_resume_with_every_checkpoint_damaged_is_a_one_line_error(tiny_data, monkeypatch):
     cfg = tiny_data
     cfg.train.epochs = 2
     run = train(cfg)
-    for prefix in rundir.checkpoint_prefixes(run):
+    for prefix in checkpoints.checkpoint_prefixes(run):
         damage_checkpoint(prefix)
     for name in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL"):  # the CLI sets them; keep that to this test
         monkeypatch.setenv(name, "3")

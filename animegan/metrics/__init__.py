@@ -13,39 +13,12 @@ Each metric compares one kind of *features* of the real images with those of gen
 
 swd, fid, kid, fd and spectrum are lower-is-better; prdc's four numbers and diversity's ratios are higher-is-better
 (near_duplicates lower). FID and KID share the Inception features, so asking for both runs the
-network once. Entry points:
-`evaluate_run` (the `animegan evaluate` command) and `evaluate_generator` (for training) in evaluate.py.
+network once. The registry is in registry.py; the entry points, in evaluate.py, are `evaluate_run`
+(the `animegan evaluate` command), `evaluate_images` (a folder) and `Evaluator` (for training).
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
-from typing import NamedTuple
-
-import numpy as np
-
-from animegan.metrics import diversity, embedding, inception, prdc, spectrum, swd
-
-Features = dict[str, np.ndarray]
-
-
-class Metric(NamedTuple):
-    features: str  # the kind of features it compares: "swd", "inception", "embedding", "pixels" or "spectrum"
-    score: Callable[[Features, Features], dict[str, float]]  # (real, generated) -> results
-
-
-METRICS = {
-    "swd": Metric(features="swd", score=swd.swd_scores),
-    "fid": Metric(features="inception", score=inception.fid_score),
-    "kid": Metric(features="inception", score=inception.kid_score),
-    "prdc": Metric(features="embedding", score=prdc.prdc_scores),
-    "diversity": Metric(features="pixels", score=diversity.diversity_scores),
-    "fd": Metric(features="embedding", score=embedding.fd_score),
-    "spectrum": Metric(features="spectrum", score=spectrum.spectrum_scores),
-}
-
-# Imported last because evaluate.py reads METRICS.
-from animegan.metrics.evaluate import (  # noqa: E402
+from animegan.metrics.evaluate import (
+    Evaluator,
     compute_real_features,
     evaluate_generator,
     evaluate_images,
@@ -53,9 +26,11 @@ from animegan.metrics.evaluate import (  # noqa: E402
     parse_metric_names,
     score_generator,
 )
+from animegan.metrics.registry import METRICS, Metric
 
 __all__ = [
     "METRICS",
+    "Evaluator",
     "Metric",
     "compute_real_features",
     "evaluate_generator",

@@ -1,4 +1,4 @@
-"""Score a generator against real images: `evaluate_run` for `animegan evaluate`, `evaluate_generator` for training.
+"""Score a generator against real images: `evaluate_run` for `animegan evaluate`, `Evaluator` for training.
 
 Both compare the first n real images with n generated ones. `animegan evaluate` reads the images in
 file-name order, as data.py loads them for training, so for the same checkpoint, n and seed the
@@ -21,15 +21,19 @@ from typing import NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from animegan.checkpoints import load_generator
 from animegan.data import CACHE_DIR, find_images, fingerprint, load_images
 from animegan.errors import UserError
 from animegan.files import atomic_path
 from animegan.images import to_uint8
-from animegan.metrics import METRICS, Features, diversity, embedding, inception, spectrum, swd
-from animegan.rundir import append_metrics, find_run, load_generator, read_metrics
+from animegan.metrics import diversity, embedding, inception, spectrum, swd
+from animegan.metrics.registry import METRICS, Features
+from animegan.rundir import append_metrics, find_run, read_metrics
 from animegan.sample import draw_noise, generate, trace_generator
 
 log = logging.getLogger(__name__)
+
+EVAL_IMAGES = 2000  # images per set for the metrics run every train.eval_every epochs
 
 
 class FeatureExtractor(NamedTuple):
@@ -129,6 +133,33 @@ def evaluate_generator(
     return score(names, real_features, extract_all(extractors, generate_images(generator, n, seed)))
 
 
+class Evaluator:
+    """Scores a generator during training, every train.eval_every epochs: train.eval_metric and, with
+    train.eval_diversity, prdc, fd, diversity and spectrum, against the first EVAL_IMAGES training
+    images, whose features (and Inception, for fid and kid) are computed once here."""
+
+    def __init__(self, cfg, images: np.ndarray):
+        self.metrics = [cfg.train.eval_metric]
+        if cfg.train.eval_diversity:
+            self.metrics += ["prdc", "fd", "diversity", "spectrum"]
+        self.n = min(EVAL_IMAGES, len(images))
+        self.seed = cfg.train.seed
+        self.inception = inception.load_inception() if cfg.train.eval_metric in ("fid", "kid") else None
+        self.real = np.array(images[: self.n])  # a copy in memory: the metric reads it at every evaluation
+        self.real_features = compute_real_features(self.real, self.metrics, self.n, self.inception)
+
+    def evaluate(self, generator) -> dict[str, float]:
+        return evaluate_generator(
+            generator,
+            self.real,
+            self.metrics,
+            self.n,
+            self.seed,
+            real_features=self.real_features,
+            inception_model=self.inception,
+        )
+
+
 def read_cache(path: Path) -> Features | None:
     """The arrays cached in `path`, or None when it is missing or damaged (then they are recomputed)."""
     try:
@@ -150,7 +181,8 @@ def write_cache(path: Path, features: Features) -> None:
 def cached_real_features(
     folder: Path, size: int, channels: int, n: int, extractors: dict[str, FeatureExtractor], show_progress: bool
 ) -> dict[str, Features]:
-    """Each kind's features of the first n real images, from the cache or computed and cached; images are read only on a miss."""
+    """Each kind's features of the first n real images, from the cache or computed and cached; the
+    images are read only on a miss."""
     paths = find_images(folder, n)
     features, images = {}, None
     for kind, extractor in extractors.items():
