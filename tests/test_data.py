@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import write_blob_faces
+from helpers import write_blob_faces
 
 import animegan.data as data
 from animegan.data import CACHE_DIR, epoch_dataset, epoch_order, load_images

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 from animegan import distribute
 from animegan.distribute import choose_precision, choose_strategy, choose_xla, describe_device, is_chief

@@ -2,7 +2,7 @@
 
 import cv2
 import numpy as np
-from conftest import write_blob_faces
+from helpers import write_blob_faces
 
 from animegan.data import load_images
 
