@@ -113,15 +113,21 @@ def read_metrics(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-# Keys that change the shape of the networks or the data: a resume cannot change them.
+# Keys that change the networks' variables (or the data's shape): a checkpoint of one value cannot
+# be restored into networks built with another, so a resume cannot change them. tests/test_rundir.py
+# derives this list from the models. d_dropout and d_mbstd count because 0 removes a layer.
 FROZEN_ON_RESUME = (
     "data.size",
     "data.channels",
     "model.noise_dim",
     "model.g_width",
     "model.g_kernel",
+    "model.g_upsample",
     "model.d_widths",
     "model.d_kernel",
+    "model.d_dropout",
+    "model.d_mbstd",
+    "model.d_spectral_norm",
 )
 
 
