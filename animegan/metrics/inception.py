@@ -99,7 +99,8 @@ def inception_features(model, images: np.ndarray, show_progress: bool = False) -
 
 
 def symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
-    """The positive semi-definite square root of a symmetric PSD matrix; rounding's tiny negative eigenvalues count as 0."""
+    """The positive semi-definite square root of a symmetric PSD matrix; rounding's tiny negative
+    eigenvalues count as 0."""
     values, vectors = np.linalg.eigh(matrix)
     return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 

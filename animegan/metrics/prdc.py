@@ -22,7 +22,8 @@ ROWS_PER_BLOCK = 1024  # rows of a distance matrix held at once
 
 
 def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Euclidean distances, (len(a), len(b)), in float32 from float64 norms (no catastrophic cancellation for near points)."""
+    """Euclidean distances, (len(a), len(b)), in float32 from float64 norms (no catastrophic
+    cancellation for near points)."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     b_norms = np.sum(b64 * b64, axis=1)
     rows = []

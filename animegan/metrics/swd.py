@@ -67,7 +67,8 @@ def pyramid_resolutions(size: int) -> list[int]:
 
 
 def laplacian_pyramid(images: np.ndarray, levels: int) -> list[np.ndarray]:
-    """Band-pass levels, finest first; the last level is the blurred remainder. Summing them back up gives the images."""
+    """Band-pass levels, finest first; the last level is the blurred remainder. Summing them back up
+    gives the images."""
     pyramid = [images.astype(np.float32)]
     for _ in range(levels - 1):
         smaller = pyramid_down(pyramid[-1])
