@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -222,7 +223,8 @@ def _did_you_mean(key: str) -> str:
 
 def _coerce(key: str, value: Any, type_hint: Any, source: str) -> Any:
     """Check `value` against the field's type, converting strings from `--set` where it is safe."""
-    optional = get_origin(type_hint) is Union and type(None) in get_args(type_hint)
+    # `str | None` is a types.UnionType, `Optional[str]` a typing.Union: both are optional.
+    optional = get_origin(type_hint) in (Union, types.UnionType) and type(None) in get_args(type_hint)
     if optional:
         if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "")):
             return None
@@ -327,7 +329,8 @@ def validate(cfg: Config, source: str = "config") -> Config:
         raise UserError(f"{source}: 'model.g_width' {cfg.model.g_width} is too small to halve for every upsampling")
     if cfg.preprocess.crop_faces and not cfg.preprocess.cascade:
         raise UserError(
-            f"{source}: 'preprocess.crop_faces' needs 'preprocess.cascade' (--cascade PATH), an OpenCV cascade XML such as lbpcascade_animeface.xml"
+            f"{source}: 'preprocess.crop_faces' needs 'preprocess.cascade' (--cascade PATH), "
+            "an OpenCV cascade XML such as lbpcascade_animeface.xml"
         )
     return cfg
 
