@@ -140,6 +140,10 @@ def augment_probability(text: str) -> float | None:
     return p
 
 
+MAX_D_LAYERS = 8  # each halves the image: 512 px is down to 2 px after 8
+MAX_WIDTH = 4096  # channels of a layer, as model.g_width
+
+
 # (low, high) inclusive; None = unbounded on that side.
 RANGES = {
     "data.size": (16, 512),
@@ -147,7 +151,7 @@ RANGES = {
     "preprocess.workers": (0, 256),
     "preprocess.face_margin": (0.0, 2.0),
     "model.noise_dim": (1, 4096),
-    "model.g_width": (8, 4096),
+    "model.g_width": (8, MAX_WIDTH),
     "model.g_kernel": (1, 9),
     "model.d_kernel": (1, 9),
     "model.d_dropout": (0.0, 0.9),
@@ -323,15 +327,39 @@ def validate(cfg: Config, source: str = "config") -> Config:
         raise UserError(
             f"{source}: 'train.augment_p' is {cfg.train.augment_p!r}; use auto or a number from 0 to 1"
         ) from None
-    if not cfg.model.d_widths or any(w < 1 for w in cfg.model.d_widths):
-        raise UserError(f"{source}: 'model.d_widths' must be a non-empty list of positive integers")
+    widths = cfg.model.d_widths
+    if not 1 <= len(widths) <= MAX_D_LAYERS or any(not 1 <= w <= MAX_WIDTH for w in widths):
+        raise UserError(
+            f"{source}: 'model.d_widths' is {widths}; give 1 to {MAX_D_LAYERS} widths (one stride-2 layer each) "
+            f"from 1 to {MAX_WIDTH}, like [64, 128]"
+        )
     if cfg.model.g_width >> generator_base(cfg.data.size)[1] < 1:
         raise UserError(f"{source}: 'model.g_width' {cfg.model.g_width} is too small to halve for every upsampling")
     if cfg.preprocess.crop_faces and not cfg.preprocess.cascade:
         raise UserError(
-            f"{source}: 'preprocess.crop_faces' needs 'preprocess.cascade' (--cascade PATH), an OpenCV cascade XML such as lbpcascade_animeface.xml"
+            f"{source}: 'preprocess.crop_faces' needs 'preprocess.cascade' (--cascade PATH), "
+            "an OpenCV cascade XML such as lbpcascade_animeface.xml"
         )
     return cfg
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (plain PyYAML keeps the last, silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKey(Exception):
+    def __init__(self, key, line: int):
+        super().__init__(key, line)
+        self.key, self.line = key, line
 
 
 def resolve_config_path(name_or_path: str) -> Path:
@@ -339,6 +367,10 @@ def resolve_config_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
+    if path.is_dir():
+        raise UserError(
+            f"--config '{name_or_path}' is a folder; give a YAML file in it, such as {path / 'config.yaml'}"
+        )
     named = CONFIG_DIR / f"{name_or_path}.yaml"
     if named.is_file():
         return named
@@ -377,7 +409,9 @@ def load_config(
         file = resolve_config_path(str(path))
         source = str(file)
         try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+            data = yaml.load(file.read_text(encoding="utf-8"), Loader=UniqueKeyLoader) or {}
+        except DuplicateKey as exc:
+            raise UserError(f"{file}: key '{exc.key}' is given twice (line {exc.line}); keep one") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""

@@ -26,9 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from animegan.errors import UserError
-from animegan.files import atomic_path
+from animegan.files import IMAGE_SUFFIXES, atomic_path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 CACHE_DIR = ".animegan-cache"
 CHUNK = 1024  # images decoded before they are written to the cache: bounds a build's memory
 
@@ -36,7 +35,7 @@ CHUNK = 1024  # images decoded before they are written to the cache: bounds a bu
 def list_images(folder: Path) -> list[Path]:
     """The training images of a folder, in sorted order (not recursive: preprocess writes a flat folder)."""
     return sorted(
-        p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        p for p in Path(folder).iterdir() if p.name.lower().endswith(IMAGE_SUFFIXES) and not p.name.startswith(".")
     )
 
 
@@ -57,7 +56,8 @@ def fingerprint(paths: list[Path], *settings) -> str:
     digest = hashlib.sha1()
     for path in paths:
         stat = path.stat()
-        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        # The name as bytes: a name that is not UTF-8 (say, byte 0xff) is a str with surrogates.
+        digest.update(os.fsencode(path.name) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     digest.update("\0".join(map(str, settings)).encode())
     return digest.hexdigest()[:16]
 
@@ -110,10 +110,7 @@ def load_images(
         return images
     path = _cache_folder(folder, cache_dir) / f"images-{fingerprint(paths)}-{size}x{size}x{channels}.npy"
     images = _open_cache(path, shape)
-    if images is None:
-        _write_cache(path, shape, chunks)
-        images = np.load(path, mmap_mode="r")
-    return images
+    return images if images is not None else _write_cache(path, shape, chunks)
 
 
 def _cache_folder(folder: Path, cache_dir: Path | None) -> Path:
@@ -151,8 +148,9 @@ def _decoded_chunks(
                 stored = image.shape[2]
                 if image.shape[:2] != (size, size) or stored not in (channels, channels + 1):
                     raise UserError(
-                        f"'{path}' is {image.shape[1]}x{image.shape[0]} {_describe(min(stored, 3))} but the config wants "
-                        f"{size}x{size} {_describe(channels)}; re-run `animegan preprocess SRC {folder} --size {size} "
+                        f"'{path}' is {image.shape[1]}x{image.shape[0]} {_describe(min(stored, 3))} "
+                        f"but the config wants {size}x{size} {_describe(channels)}; "
+                        f"re-run `animegan preprocess SRC {folder} --size {size} "
                         f"--{'grayscale' if channels == 1 else 'color'} --overwrite`, or change data.size/data.channels"
                     )
                 chunk[i] = _to_channels(image, channels)
@@ -161,16 +159,40 @@ def _decoded_chunks(
 
 
 def _open_cache(path: Path, shape: tuple) -> np.memmap | None:
-    """The cache file memory-mapped read-only; None if it is missing, damaged or not `shape` uint8 (then it is rebuilt)."""
+    """The cache file memory-mapped read-only; None if it is missing, damaged or not `shape` uint8 (then it is
+    rebuilt)."""
     try:
-        images = np.load(path, mmap_mode="r")
-    except (OSError, ValueError):
+        file = open(path, "rb")
+    except OSError:
         return None
-    return images if images.shape == shape and images.dtype == np.uint8 else None
+    try:
+        fcntl.flock(file, fcntl.LOCK_SH)  # tells _remove_stale that this cache is being read
+        return _mapped(file, path, shape)
+    except (OSError, ValueError):
+        file.close()
+        return None
 
 
-def _write_cache(path: Path, shape: tuple, chunks: Iterator[np.ndarray]) -> None:
-    """Write the .npy file chunk by chunk under a temp name, renamed to `path` only once complete.
+def _mapped(file, path: Path, shape: tuple) -> np.memmap:
+    """A read-only np.memmap of the .npy file open in `file`, which it keeps open (and locked) for as long as it lives.
+
+    Every later read goes through this file handle, never through the name: another trainer's
+    build may remove the name (see _remove_stale), and what is open stays readable after that.
+    """
+    file.seek(0)
+    version = np.lib.format.read_magic(file)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    stored_shape, fortran_order, dtype = read_header(file)
+    if stored_shape != tuple(shape) or dtype != np.uint8 or fortran_order:
+        raise ValueError(f"{path} holds {stored_shape} {dtype}, not {shape} uint8")
+    images = np.memmap(file, dtype=np.uint8, mode="r", shape=tuple(shape), offset=file.tell())
+    images.filename = str(Path(path).resolve())  # the cache's name, also when `file` was opened under a temp name
+    images.cache_file = file  # keeps the handle (and its lock) open while the array or a view of it lives
+    return images
+
+
+def _write_cache(path: Path, shape: tuple, chunks: Iterator[np.ndarray]) -> np.memmap:
+    """Write the .npy file chunk by chunk under a temp name, renamed to `path` only once complete; return it mapped.
 
     Plain writes, not a writable memory map: on a full disk a write raises ENOSPC, where a store
     into a mapped page kills the process with SIGBUS.
@@ -187,38 +209,54 @@ def _write_cache(path: Path, shape: tuple, chunks: Iterator[np.ndarray]) -> None
         ) from None
     if free < nbytes:
         raise UserError(
-            f"the image cache needs {nbytes / 1e9:.2f} GB in '{path.parent}' but that disk has {free / 1e9:.2f} GB free; "
+            f"the image cache needs {nbytes / 1e9:.2f} GB in '{path.parent}' "
+            f"but that disk has {free / 1e9:.2f} GB free; "
             f"free {(nbytes - free) / 1e9:.2f} GB there or {elsewhere}"
         )
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
-    with atomic_path(path) as tmp, open(tmp, "wb") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)  # tells _remove_stale that this temp file is being written
-        for piece in itertools.chain([header.getvalue()], chunks):  # the images decode here, outside the try
-            try:
-                file.write(piece)
-            except OSError as exc:
-                reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
-                raise UserError(
-                    f"cannot write the image cache '{path}' ({reason}; it needs {nbytes / 1e9:.2f} GB); "
-                    f"free that much there or {elsewhere}"
-                ) from None
+    with atomic_path(path) as tmp:
+        file = open(tmp, "w+b")  # kept open after the rename: the returned memory map reads through it
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX)  # tells _remove_stale that this temp file is being written
+            for piece in itertools.chain([header.getvalue()], chunks):  # the images decode here, outside the try
+                try:
+                    file.write(piece)
+                except OSError as exc:
+                    reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+                    raise UserError(
+                        f"cannot write the image cache '{path}' ({reason}; it needs {nbytes / 1e9:.2f} GB); "
+                        f"free that much there or {elsewhere}"
+                    ) from None
+            file.flush()
+        except BaseException:
+            file.close()
+            raise
+    fcntl.flock(file, fcntl.LOCK_SH)  # now a cache being read, like any _open_cache
+    return _mapped(file, path, shape)
 
 
 def _remove_stale(keep: Path) -> None:
     """Delete the folder's other image caches (older fingerprints: the images changed) and the temp
-    files of killed builds, before a new cache needs the room. A temp file whose build still runs
-    is locked, and left alone."""
-    for cache in keep.parent.glob("images-*.npy"):
-        if cache != keep:
-            cache.unlink(missing_ok=True)
-    for temp in keep.parent.glob(".images-*.tmp"):
+    files of killed builds, before a new cache needs the room. A cache that a trainer still reads,
+    or a temp file whose build still runs, is locked and left alone (a later build removes it)."""
+    stale = [cache for cache in keep.parent.glob("images-*.npy") if cache != keep]
+    for path in stale + list(keep.parent.glob(".images-*.tmp")):
         try:
-            with open(temp, "rb") as file:
+            with open(path, "rb") as file:
                 fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                temp.unlink()
-        except OSError:  # locked by its build, or gone already
+                path.unlink()
+        except OSError:  # locked by its reader or its build, or gone already
             continue
+
+
+def _read_at(fd: int, row: np.ndarray, start: int) -> int:
+    """Read into `row` from byte `start` of `fd` without moving its offset (threads share the handle)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [row], start)
+    data = os.pread(fd, row.nbytes, start)
+    row.reshape(-1)[: len(data)] = np.frombuffer(data, np.uint8)
+    return len(data)
 
 
 def epoch_order(num_images: int, seed: int, epoch: int) -> np.ndarray:
@@ -237,17 +275,22 @@ def _file_gather(images: np.memmap):
     in file order, which a disk (or the OS's readahead) serves better than a random order.
     """
     path, offset, row_bytes = images.filename, images.offset, images[0].nbytes
+    cache_file = getattr(images, "cache_file", None)  # load_images' arrays read through their own handle
+
+    def read_rows(fd: int, rows: list[np.ndarray], starts: list[int], order: list[int]) -> None:
+        for position in order:
+            if _read_at(fd, rows[position], starts[position]) != row_bytes:
+                raise EOFError(f"image cache '{path}' was cut short while training read it; delete it and train again")
 
     def gather(index: np.ndarray) -> np.ndarray:
         batch = np.empty((len(index), *images.shape[1:]), np.uint8)
         rows, starts = list(batch), (offset + index.astype(np.int64) * row_bytes).tolist()
-        with open(path, "rb", buffering=0) as file:
-            for position in np.argsort(index).tolist():
-                file.seek(starts[position])
-                if file.readinto(rows[position]) != row_bytes:
-                    raise EOFError(
-                        f"image cache '{path}' was cut short while training read it; delete it and train again"
-                    )
+        order = np.argsort(index).tolist()
+        if cache_file is not None:
+            read_rows(cache_file.fileno(), rows, starts, order)
+        else:
+            with open(path, "rb", buffering=0) as file:
+                read_rows(file.fileno(), rows, starts, order)
         return batch
 
     return gather

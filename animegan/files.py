@@ -1,4 +1,5 @@
-"""Atomic file writes. Standard library only, so that importing it costs nothing (preprocess starts fast)."""
+"""File types and atomic file writes. Standard library only, so that importing it costs nothing (preprocess starts
+fast)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from animegan.errors import UserError
+
+# What preprocess reads (Pillow decodes all of them) and what a training folder may hold.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # reading the umask means setting it; put it straight back

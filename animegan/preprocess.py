@@ -13,242 +13,42 @@ what the workers found (pixel hashes, or why a file was skipped), one line per s
 Replaying it rebuilds the parent's state exactly, which is how a rerun resumes where an interrupted
 one stopped.
 
-Pillow decodes and resizes: its JPEG "draft" mode is libjpeg's reduced-resolution decoding (the
-same as OpenCV's IMREAD_REDUCED_*), it refuses truncated files where OpenCV fills them with grey,
-and it reads every pixel format. OpenCV (and numpy) load only for --crop-faces. No TensorFlow here.
+The workers' side (decoding, squaring, writing PNGs, the pool) is animegan/convert.py. No TensorFlow here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
-import itertools
 import json
-import multiprocessing
 import os
-import signal
-import struct
 import time
-import zlib
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import TextIO
 
-from PIL import Image, ImageOps
 from tqdm import tqdm
 
+from animegan.convert import TEMP_PATTERN, Converted, Settings, converted_files, load_cascade
 from animegan.errors import UserError
-from animegan.files import atomic_path
+from animegan.files import IMAGE_SUFFIXES, atomic_path
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 REPORT_NAME = "preprocess.json"
 JOURNAL_NAME = "preprocess-journal.jsonl"
-TEMP_PATTERN = ".*.png.tmp"  # a worker's PNG before the parent keeps it; the trainer skips dot-files
-temp_numbers = itertools.count()  # with the process id, a unique temp name for each PNG a process writes
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything that decides which images land in DST and how they look (not how fast)."""
-
-    size: int
-    channels: int
-    fit: str
-    limit: int
-    dedupe: bool
-    crop_faces: bool
-    cascade: str | None
-    face_margin: float | None
-
-    @classmethod
-    def from_config(cls, cfg) -> Settings:
-        faces = cfg.preprocess.crop_faces
-        return cls(
-            size=cfg.data.size,
-            channels=cfg.data.channels,
-            fit=cfg.preprocess.fit,
-            limit=cfg.data.limit,
-            dedupe=cfg.preprocess.dedupe,
-            crop_faces=faces,
-            # Left out without face crops, so that changing them then does not block resuming.
-            cascade=cfg.preprocess.cascade if faces else None,
-            face_margin=cfg.preprocess.face_margin if faces else None,
-        )
-
-
-# ---------------------------------------------------------------- one file, in a worker
-
-
-class Converted(NamedTuple):
-    """What a worker sends back for one source file."""
-
-    temp_files: list[str]  # one PNG in DST per output image (per face with --crop-faces); empty when skipped
-    hashes: list[str]  # the pixel hash of each of those images, for dedupe
-    skip_reason: str = ""
-    detail: str = ""  # the decoder's complaint, for the report
-
-
-def convert_file(settings: Settings, dst: str, path: str) -> Converted:
-    """Decode one source file into its output images in DST. A bad file gives a skip reason, never an exception."""
-    if not path.lower().endswith(IMAGE_SUFFIXES):
-        return Converted([], [], "unsupported file type")
-    try:
-        if os.path.getsize(path) == 0:
-            return Converted([], [], "empty file")
-        picture = decode(path, settings)
-    except Exception as exc:  # damaged files make decoders raise all sorts: OSError, SyntaxError, ValueError...
-        return Converted([], [], "cannot decode", f"{type(exc).__name__}: {exc}")
-    pictures = face_crops(picture, settings) if settings.crop_faces else [picture]
-    if not pictures:
-        return Converted([], [], "no face found")
-    squares = [to_square(p, settings.size, settings.fit) for p in pictures]
-    return Converted([write_temp_png(s, dst) for s in squares], [pixel_hash(s) for s in squares])
-
-
-def decode(path: str, settings: Settings) -> Image.Image:
-    """The picture in `path` (its first frame), upright, as 8-bit 'L' or 'RGB', transparency flattened onto white."""
-    mode = "RGB" if settings.channels == 3 else "L"
-    with Image.open(path) as image:
-        if not settings.crop_faces:  # faces can be small, so face crops want every pixel
-            # JPEG only: libjpeg decodes at 1/2, 1/4 or 1/8 scale while both sides stay >= size.
-            image.draft(mode, (settings.size, settings.size))
-        ImageOps.exif_transpose(image, in_place=True)  # this loads the pixels, so damage shows up here
-    if image.mode.startswith("I"):
-        # 16-bit grey: Pillow's own conversion to 8 bits clips at 255 instead of scaling.
-        image = image.point(lambda value: value / 257 + 0.5)
-    if image.has_transparency_data:
-        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
-    return image if image.mode == mode else image.convert(mode)
-
-
-def to_square(picture: Image.Image, size: int, fit: str) -> Image.Image:
-    """Make `picture` size x size: crop its centre, pad it with white, or stretch it."""
-    width, height = picture.size
-    if width != height and fit == "crop":
-        side = min(width, height)
-        left, top = (width - side) // 2, (height - side) // 2
-        picture = picture.crop((left, top, left + side, top + side))
-    elif width != height and fit == "pad":
-        side = max(width, height)
-        padded = Image.new(picture.mode, (side, side), "white")
-        padded.paste(picture, ((side - width) // 2, (side - height) // 2))
-        picture = padded
-    # BOX is area averaging: every source pixel counts, so shrinking does not alias.
-    shrinking = min(picture.size) >= size
-    return picture.resize((size, size), Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC)
-
-
-def write_temp_png(picture: Image.Image, dst: str) -> str:
-    """Write `picture` as a PNG under a fresh temp name in DST; return that name."""
-    path = os.path.join(dst, f".{os.getpid()}-{next(temp_numbers)}.png.tmp")  # matches TEMP_PATTERN
-    with open(path, "wb") as file:
-        file.write(png_bytes(picture))
-    return path
-
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_COLOUR_TYPES = {"L": 0, "RGB": 2}  # 8 bits a sample
-
-
-def png_bytes(picture: Image.Image) -> bytes:
-    """`picture` ('L' or 'RGB') as a PNG file whose pixel data is stored, not deflated.
-
-    Deflating (Pillow's encoder at its fastest level, zlib level 1) took more CPU per image than the
-    reduced JPEG decode before it: about 0.1 ms for a 56x56 grey image, 0.3 ms for 64x64 RGB, which
-    made preprocess spend more CPU per image than the loop it replaces. Stored, the files are 25-35%
-    larger, yet a 56x56 grey image still fits one 4 KB disk block, and data.py reads them faster.
-    Only the source's pixels are written: no metadata (ICC profile, transparency key) comes along.
-    """
-    width, height = picture.size
-    row = width * len(picture.getbands())
-    # Every row of PNG pixel data starts with its filter type; 0 leaves the row's bytes as they are.
-    rows = Image.new("L", (row + 1, height), 0)
-    rows.paste(Image.frombytes("L", (row, height), picture.tobytes()), (1, 0))
-    header = struct.pack(">IIBBBBB", width, height, 8, PNG_COLOUR_TYPES[picture.mode], 0, 0, 0)
-    return (
-        PNG_SIGNATURE
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 0))
-        + png_chunk(b"IEND", b"")
-    )
-
-
-def png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def pixel_hash(picture: Image.Image) -> str:
-    return hashlib.blake2b(picture.tobytes(), digest_size=16).hexdigest()
-
-
-def face_crops(picture: Image.Image, settings: Settings) -> list[Image.Image]:
-    """One crop per face the cascade finds, widened by face_margin on every side (within the picture)."""
-    import cv2  # only face crops need OpenCV and numpy; the default path starts faster without them
-    import numpy as np
-
-    grey = cv2.equalizeHist(np.asarray(picture.convert("L")))
-    # The detection settings lbpcascade_animeface's author recommends.
-    faces = load_cascade(settings.cascade).detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-    crops = []
-    for left, top, width, height in sorted(tuple(map(int, face)) for face in faces):  # face1 is the leftmost
-        margin = round(settings.face_margin * max(width, height))
-        box = (left - margin, top - margin, left + width + margin, top + height + margin)
-        crops.append(
-            picture.crop((max(box[0], 0), max(box[1], 0), min(box[2], picture.width), min(box[3], picture.height)))
-        )
-    return crops
-
-
-@functools.cache
-def load_cascade(path: str):
-    """The OpenCV cascade classifier in `path`, loaded once per process."""
-    import cv2
-
-    if not Path(path).is_file():
-        raise UserError(
-            f"cascade file '{path}' not found; download lbpcascade_animeface.xml "
-            "(github.com/nagadomi/lbpcascade_animeface) and pass its path to --cascade"
-        )
-    try:
-        cascade = cv2.CascadeClassifier(path)
-    except (cv2.error, SystemError):  # OpenCV raises on files that are not XML at all
-        cascade = None
-    if cascade is None or cascade.empty():
-        raise UserError(
-            f"'{path}' is not an OpenCV cascade XML file; pass one such as lbpcascade_animeface.xml to --cascade"
-        )
-    return cascade
-
-
-def ignore_ctrl_c() -> None:
-    """Worker start-up: Ctrl-C reaches every process of the terminal; the parent alone handles it and stops the pool."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@contextmanager
-def converted_files(paths: list[str], settings: Settings, dst: Path, workers: int) -> Iterator[Iterator[Converted]]:
-    """Each path's Converted result, in order: in this process for one worker, else from a pool started once
-    (and stopped on leaving the block, also when the caller stops early)."""
-    convert = functools.partial(convert_file, settings, str(dst))
-    if workers <= 1:
-        yield map(convert, paths)
-        return
-    # Chunks save pipe round trips (a file takes about a millisecond); 4 per worker or more keep all busy to the end.
-    chunksize = max(1, min(32, len(paths) // (4 * workers)))
-    with multiprocessing.Pool(workers, initializer=ignore_ctrl_c) as pool:
-        yield pool.imap(convert, paths, chunksize=chunksize)
 
 
 # ---------------------------------------------------------------- decisions, in the parent
 
 
+def printable(name: str, errors: str = "backslashreplace") -> str:
+    """A file name as text that any UTF-8 file or terminal takes: a byte that is not UTF-8 (a surrogate in the str
+    os.listdir gives) becomes '\\xff', or with errors='replace' the replacement character."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", errors)
+
+
 def output_stem(file: str, index: int, crop_faces: bool) -> str:
-    """'sub/dir/a b.jpg' -> 'sub__dir__a b' (sub-folders flattened); its second face: 'sub__dir__a b-face2'."""
-    stem = os.path.splitext(file)[0].replace("/", "__")
+    """'sub/dir/a b.jpg' -> 'sub__dir__a b' (sub-folders flattened); its second face: 'sub__dir__a b-face2'.
+    Bytes that are not UTF-8 become U+FFFD, so that every output has a name any tool can read."""
+    stem = printable(os.path.splitext(file)[0], "replace").replace("/", "__")
     return f"{stem}-face{index + 1}" if crop_faces else stem
 
 
@@ -297,51 +97,83 @@ class Tally:
         return name
 
 
-def journal_record(file: str, result: Converted) -> dict:
+def journal_record(file: str, stat: tuple[int, int], result: Converted) -> dict:
+    """One source file's line in the journal, with its size and mtime: a file edited since is done again."""
+    record = {"file": file, "size": stat[0], "mtime_ns": stat[1]}
     if result.skip_reason:
-        return {"file": file, "skipped": result.skip_reason, "detail": result.detail}
-    return {"file": file, "hashes": result.hashes}
+        return record | {"skipped": result.skip_reason, "detail": result.detail}
+    return record | {"hashes": result.hashes}
 
 
-def read_journal(path: Path) -> Tally | None:
-    """The tally of the run logged in `path`, or None if there is no journal."""
+def read_journal(path: Path) -> tuple[Settings, list[dict]] | None:
+    """The settings and the records of the run logged in `path`, or None if there is no journal."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return None
     try:
-        tally = Tally(Settings(**json.loads(lines[0])["settings"]))
-    except (IndexError, ValueError, KeyError, TypeError):
+        settings = Settings(**json.loads(lines[0])["settings"])
+        records = []
+        for line in lines[1:]:
+            try:
+                records.append(json.loads(line))
+            except ValueError:  # the line being written when a run was killed; that file is simply done again
+                continue
+        replay(settings, records)  # a record without its keys fails here, not halfway through a run
+    except (IndexError, ValueError, KeyError, TypeError, AttributeError):
         raise UserError(f"'{path}' is damaged; delete it and the PNGs beside it to start that folder afresh") from None
-    for line in lines[1:]:
-        try:
-            record = json.loads(line)
-        except ValueError:  # the line being written when a run was killed; that file is simply done again
-            continue
+    return settings, records
+
+
+def replay(settings: Settings, records: list[dict]) -> Tally:
+    tally = Tally(settings)
+    for record in records:
         tally.add(record)
     return tally
 
 
-def open_journal(dst: Path, settings: Settings, overwrite: bool) -> tuple[Tally, TextIO]:
-    """The tally to continue from and the journal file to append to: DST's previous run's, or fresh ones."""
+def unchanged(record: dict, sources: dict[str, tuple[int, int]]) -> bool:
+    """Whether the record's source file is still there as it was (records of old journals have no size: kept)."""
+    stat = sources.get(record["file"])
+    return stat is not None and ("size" not in record or stat == (record["size"], record["mtime_ns"]))
+
+
+def open_journal(
+    dst: Path, settings: Settings, overwrite: bool, sources: dict[str, tuple[int, int]]
+) -> tuple[Tally, TextIO]:
+    """The tally to continue from and the journal file to append to: DST's previous run's, or fresh ones.
+
+    Records are replayed up to the first source file that is gone or was edited since: every later
+    decision may hang on it (which copy is the duplicate, a '~2' name, the limit), so the files from
+    there on are done again, and their images, ours by the journal, are removed first."""
     path = dst / JOURNAL_NAME
-    tally = read_journal(path)
-    if tally is not None and overwrite:
-        for name in tally.names:
+    journal = read_journal(path)
+    if journal is not None and overwrite:
+        for name in replay(*journal).names:
             (dst / name).unlink(missing_ok=True)
-        tally = None
-    if tally is None:
+        journal = None
+    if journal is None:
         path.write_text(json.dumps({"settings": dataclasses.asdict(settings)}) + "\n", encoding="utf-8")
-        tally = Tally(settings)
-    elif tally.settings != settings:
-        old, new = dataclasses.asdict(tally.settings), dataclasses.asdict(settings)
+        return Tally(settings), path.open("a", encoding="utf-8")
+    old_settings, records = journal
+    if old_settings != settings:
+        old, new = dataclasses.asdict(old_settings), dataclasses.asdict(settings)
         key = next(k for k in old if old[k] != new[k])
         raise UserError(
-            f"'{dst}' was made with {key}={old[key]!r}, not {new[key]!r}; add --overwrite to redo it, or choose another output folder"
+            f"'{dst}' was made with {key}={old[key]!r}, not {new[key]!r}; "
+            "add --overwrite to redo it, or choose another output folder"
         )
+    kept = next((i for i, record in enumerate(records) if not unchanged(record, sources)), len(records))
+    tally = replay(settings, records[:kept])
+    if kept < len(records):
+        for name in set(replay(settings, records).names) - set(tally.names):
+            (dst / name).unlink(missing_ok=True)  # before the journal forgets them: a kill here redoes the same
+        lines = [json.dumps({"settings": dataclasses.asdict(settings)})] + [json.dumps(r) for r in records[:kept]]
+        with atomic_path(path) as tmp:
+            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     elif not path.read_bytes().endswith(b"\n"):
-        with path.open("a", encoding="utf-8") as journal:
-            journal.write("\n")  # end the line a killed run left half-written, so the next record starts clean
+        with path.open("a", encoding="utf-8") as file:
+            file.write("\n")  # end the line a killed run left half-written, so the next record starts clean
     # Buffered, not a write per record: a record is buffered only after its images have their final
     # names, so whatever reaches the file is finished work; a run killed outright loses at most the
     # unwritten tail, whose files the next run simply does again.
@@ -351,24 +183,33 @@ def open_journal(dst: Path, settings: Settings, overwrite: bool) -> tuple[Tally,
 # ---------------------------------------------------------------- the command
 
 
-def list_source_files(src: Path, dst: Path) -> list[str]:
-    """Every file under SRC, relative to it, sorted: each run sees them in the same order."""
+def list_source_files(src: Path, dst: Path) -> dict[str, tuple[int, int]]:
+    """Every file under SRC, relative to it, sorted (each run sees them in the same order), with its size and mtime."""
     if not src.is_dir():
-        raise UserError(f"source folder '{src}' not found; give the folder that holds your images")
+        raise UserError(f"source folder '{printable(str(src))}' not found; give the folder that holds your images")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
         raise UserError(
-            f"output folder '{dst}' is inside source folder '{src}', so it would be read back in; choose one outside it"
+            f"output folder '{printable(str(dst))}' is inside source folder '{printable(str(src))}', "
+            "so it would be read back in; choose one outside it"
         )
     files = []
     for folder, _, names in os.walk(src):
         relative = Path(folder).relative_to(src).as_posix()  # '.' for SRC itself
         files += [name if relative == "." else f"{relative}/{name}" for name in names]
-    files.sort()
     if not any(file.lower().endswith(IMAGE_SUFFIXES) for file in files):
         raise UserError(
-            f"no images in '{src}' (looked for {', '.join(IMAGE_SUFFIXES)} in every sub-folder); give the folder that holds them"
+            f"no images in '{printable(str(src))}' (looked for {', '.join(IMAGE_SUFFIXES)} in every sub-folder); "
+            "give the folder that holds them"
         )
-    return files
+    return {file: file_stat(src / file) for file in sorted(files)}
+
+
+def file_stat(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:  # a dangling link, or gone already: the worker reports it
+        return -1, -1
+    return stat.st_size, stat.st_mtime_ns
 
 
 def remove_temp_files(dst: Path) -> None:
@@ -391,7 +232,7 @@ def run_preprocess(src: Path, dst: Path, cfg, overwrite: bool = False, show_prog
     try:
         dst.mkdir(parents=True, exist_ok=True)
         remove_temp_files(dst)  # a killed run's
-        tally, journal = open_journal(dst, settings, overwrite)
+        tally, journal = open_journal(dst, settings, overwrite, files)
     except OSError as exc:
         raise UserError(f"cannot write to output folder '{dst}': {exc.strerror}; choose a writable folder") from None
 
@@ -407,7 +248,7 @@ def run_preprocess(src: Path, dst: Path, cfg, overwrite: bool = False, show_prog
             tqdm(total=len(todo), unit="file", desc="preprocess", disable=not show_progress) as progress,
         ):
             for file, result in zip(todo, results):
-                record = journal_record(file, result)
+                record = journal_record(file, files[file], result)
                 kept = dict(tally.add(record))
                 for index, temp_file in enumerate(result.temp_files):
                     if index in kept:
@@ -429,6 +270,12 @@ def run_preprocess(src: Path, dst: Path, cfg, overwrite: bool = False, show_prog
     report = make_report(src, tally, len(files), read, time.perf_counter() - started, workers)
     with atomic_path(dst / REPORT_NAME) as tmp:
         tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    if not tally.names:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in report["counts"]["skipped_by_reason"].items())
+        raise UserError(
+            f"none of the {len(files)} files in '{printable(str(src))}' gave an image ({reasons or 'none read'}); "
+            f"see {printable(str(dst / REPORT_NAME))} for each file, then give a folder of readable images"
+        )
     print(summary(report, dst))
     return report
 
@@ -436,7 +283,7 @@ def run_preprocess(src: Path, dst: Path, cfg, overwrite: bool = False, show_prog
 def make_report(src: Path, tally: Tally, files_found: int, read: int, seconds: float, workers: int) -> dict:
     """Settings and counts of everything in DST (earlier runs included), this run's speed, every file left out."""
     return {
-        "source": str(src),
+        "source": printable(str(src)),
         "settings": dataclasses.asdict(tally.settings),
         "counts": {
             "files": files_found,
@@ -453,8 +300,9 @@ def make_report(src: Path, tally: Tally, files_found: int, read: int, seconds: f
             "seconds": round(seconds, 3),
             "files_per_second": round(read / seconds, 1),
         },
-        "skipped": tally.skipped,
-        "duplicates": tally.duplicates,
+        # Names that are not UTF-8 as '\\xff': the report is UTF-8 JSON for people and tools alike.
+        "skipped": [{key: printable(value) for key, value in entry.items()} for entry in tally.skipped],
+        "duplicates": [{key: printable(value) for key, value in entry.items()} for entry in tally.duplicates],
     }
 
 
@@ -464,6 +312,7 @@ def summary(report: dict, dst: Path) -> str:
     limit = f" (the limit, {report['settings']['limit']})" if counts["limit_reached"] else ""
     return (
         f"read {run['read']} files in {run['seconds']:.1f} s, {run['files_per_second']:.0f} per second\n"
-        f"{dst}: {counts['written']} images{limit}; {counts['duplicates']} duplicates dropped; "
-        f"{counts['skipped']} files skipped{f' ({reasons})' if reasons else ''}; details in {dst / REPORT_NAME}"
+        f"{printable(str(dst))}: {counts['written']} images{limit}; {counts['duplicates']} duplicates dropped; "
+        f"{counts['skipped']} files skipped{f' ({reasons})' if reasons else ''}; "
+        f"details in {printable(str(dst / REPORT_NAME))}"
     )

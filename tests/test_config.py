@@ -191,8 +191,11 @@ def test_ada_settings_out_of_range(item):
     assert f"'{item.split('=')[0]}' is " in config_error(None, sets=(item,))
 
 
-def test_empty_discriminator_widths():
-    assert "'model.d_widths' must be a non-empty list" in config_error(None, sets=("model.d_widths=[]",))
+@pytest.mark.parametrize("widths", ["[]", "[64, 0]", f"[{', '.join(['8'] * 9)}]", "[64, 100000000]"])
+def test_discriminator_widths_are_bounded(widths):
+    """Issue 18, item 12: any length and any width were accepted (a list of a million layers, say)."""
+    message = config_error(None, sets=(f"model.d_widths={widths}",))
+    assert "'model.d_widths' is " in message and "give 1 to 8 widths" in message and "from 1 to 4096" in message
 
 
 def test_generator_too_narrow_for_its_upsamplings():
@@ -227,6 +230,20 @@ def test_binary_file_instead_of_yaml(tmp_path):
     path = tmp_path / "face.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     assert config_error(path) == f"{path}: not UTF-8 text; give a YAML config file"
+
+
+def test_a_key_given_twice_names_the_key_and_the_file(tmp_path):
+    """Issue 18, item 12: YAML keeps the last of two equal keys, silently."""
+    path = write_yaml(tmp_path, "train:\n  epochs: 5\n  g_lr: 0.001\n  epochs: 50\n")
+    assert config_error(path) == f"{path}: key 'epochs' is given twice (line 4); keep one"
+    path = write_yaml(tmp_path, "train:\n  epochs: 5\ntrain:\n  g_lr: 0.001\n")
+    assert config_error(path) == f"{path}: key 'train' is given twice (line 3); keep one"
+
+
+def test_a_folder_as_config_says_it_is_a_folder(tmp_path):
+    """Issue 18, item 12: `--config DIR` said 'not found'."""
+    message = config_error(tmp_path)
+    assert message == f"--config '{tmp_path}' is a folder; give a YAML file in it, such as {tmp_path / 'config.yaml'}"
 
 
 def test_missing_config_file_lists_the_shipped_ones():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import os
 import sys
 from pathlib import Path
 
@@ -182,3 +183,33 @@ def test_an_epoch_leaves_none_of_the_cache_in_resident_memory(tmp_path):
     assert resident_kb() == 0
     assert images[::7].sum() > 0  # reading through the mapping instead...
     assert resident_kb() > 1000  # ...makes it resident (pages, or whole folios, of the file)
+
+
+def test_a_second_trainers_build_leaves_the_cache_a_first_one_reads(face):
+    """Item 5 of issue 18: `train --set data.limit=32` on a folder another trainer reads built its
+    cache and deleted the first one's, whose next batch died with FileNotFoundError."""
+    first = load_images(face, 16, 1)  # the long run's cache, still in use
+    expected = np.array(first)
+    second = load_images(face, 16, 1, limit=32)  # another fingerprint: a new build, which removes stale caches
+    assert len(second) == 32
+    assert Path(first.filename).exists(), "a cache that another trainer reads is not removed"
+    (batch,) = [batch.numpy() for batch in epoch_dataset(first, 40, seed=2, epoch=1)]
+    assert np.array_equal(batch, expected[epoch_order(40, seed=2, epoch=1)])
+
+    Path(first.filename).unlink()  # even a cache removed by hand (or by a build that raced the lock)...
+    (batch,) = [batch.numpy() for batch in epoch_dataset(first, 40, seed=2, epoch=1)]
+    assert np.array_equal(batch, expected[epoch_order(40, seed=2, epoch=1)])  # ...reads on through its handle
+
+    del first, second
+    write_blob_faces(face, n=41)
+    load_images(face, 16, 1)
+    assert len([name for name in caches(face) if name.endswith(".npy")]) == 1, "caches nobody reads are removed"
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems refuse names that are not UTF-8")
+def test_a_file_name_that_is_not_utf8_is_fingerprinted_and_loaded(face):
+    """Item 8 of issue 18: a training image named with byte 0xff made the fingerprint die with UnicodeEncodeError."""
+    odd = Path(os.fsdecode(bytes(face / "img_0003.png").replace(b"img_0003", b"img_\xff")))
+    (face / "img_0003.png").rename(odd)
+    images = load_images(face, 16, 1)
+    assert len(images) == 40 and np.array_equal(images, load_images(face, 16, 1, cache=False))

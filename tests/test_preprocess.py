@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import animegan.preprocess as preprocess
+import animegan.convert as convert
 from animegan.cli import cli
 from animegan.config import load_config
 from animegan.demo_data import write_demo_faces
+from animegan.errors import UserError
 from animegan.preprocess import JOURNAL_NAME, REPORT_NAME, run_preprocess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -265,7 +267,7 @@ def test_interrupted_run_leaves_no_partial_file_and_resumes_to_the_same_result(m
     run_preprocess(messy, uninterrupted, config(), show_progress=False)
 
     dst = tmp_path / "face"
-    real_write = preprocess.write_temp_png
+    real_write = convert.write_temp_png
     calls = []
 
     def write_then_ctrl_c(picture, folder):
@@ -275,7 +277,7 @@ def test_interrupted_run_leaves_no_partial_file_and_resumes_to_the_same_result(m
             raise KeyboardInterrupt
         return real_write(picture, folder)
 
-    monkeypatch.setattr(preprocess, "write_temp_png", write_then_ctrl_c)
+    monkeypatch.setattr(convert, "write_temp_png", write_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         run_preprocess(messy, dst, config(), show_progress=False)
     monkeypatch.undo()
@@ -351,7 +353,8 @@ def test_command_with_a_pool_never_imports_tensorflow(messy, tmp_path):
     script = (
         "import sys\n"
         "from animegan.cli import cli\n"
-        f"cli.main(['preprocess', {str(messy)!r}, {str(tmp_path / 'face')!r}, '--workers', '2'], standalone_mode=False)\n"
+        f"cli.main(['preprocess', {str(messy)!r}, {str(tmp_path / 'face')!r}, '--workers', '2'], "
+        "standalone_mode=False)\n"
         "assert 'tensorflow' not in sys.modules, 'preprocess imported TensorFlow'\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -366,11 +369,84 @@ def test_command_with_a_pool_never_imports_tensorflow(messy, tmp_path):
 def test_crop_faces_with_the_anime_cascade(messy, tmp_path):
     # Noise holds no faces: every decodable file is skipped, which exercises the whole face path.
     dst = tmp_path / "faces"
-    report = run_preprocess(
-        messy,
-        dst,
-        config(**{"preprocess.crop_faces": True, "preprocess.cascade": str(ANIME_CASCADE)}),
-        show_progress=False,
-    )
+    with pytest.raises(UserError, match="none of the 18 files .* gave an image .*14 no face found"):
+        run_preprocess(
+            messy,
+            dst,
+            config(**{"preprocess.crop_faces": True, "preprocess.cascade": str(ANIME_CASCADE)}),
+            show_progress=False,
+        )
+    report = json.loads((dst / REPORT_NAME).read_text(encoding="utf-8"))
     assert report["counts"]["written"] == 0
     assert report["counts"]["skipped_by_reason"]["no face found"] == 14
+
+
+def test_a_folder_that_gives_no_image_is_a_one_line_error(tmp_path):
+    """Issue 18, item 12: a folder of files none of which decodes exited 0 with 0 images written."""
+    src = tmp_path / "broken"
+    src.mkdir()
+    (src / "a.jpg").write_bytes(b"not a jpeg")
+    (src / "b.png").write_bytes(b"")
+    line = one_line_error([str(src), str(tmp_path / "face")])
+    assert f"'{src}'" in line and "gave an image" in line and "1 cannot decode, 1 empty file" in line
+
+
+@pytest.mark.parametrize("change", ["edit", "delete"])
+def test_an_edited_or_deleted_source_is_redone_as_a_fresh_run_would(messy, tmp_path, change):
+    """Issue 18, item 12: the journal was keyed by name alone, so a rerun never noticed either."""
+    dst = tmp_path / "face"
+    run_preprocess(messy, dst, config(), show_progress=False)
+    if change == "edit":
+        noise(99).save(messy / "b.png")  # b.png had a copy in copy/b.png: now both are kept
+    else:
+        (messy / "b.png").unlink()  # its copy is no longer a duplicate
+    report = run_preprocess(messy, dst, config(), show_progress=False)
+    fresh = run_preprocess(messy, tmp_path / "fresh", config(), show_progress=False)
+    assert outputs(dst) == outputs(tmp_path / "fresh")
+    assert without_timing(report) | {"source": ""} == without_timing(fresh) | {"source": ""}
+    assert report["duplicates"] == []
+    assert ("b.png" in outputs(dst)) == (change == "edit")
+    assert 0 < report["last_run"]["read"] < 18  # the files before b.png were not done again
+    assert run_preprocess(messy, dst, config(), show_progress=False)["last_run"]["read"] == 0
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file systems refuse names that are not UTF-8")
+def test_file_names_that_are_not_utf8(tmp_path):
+    """Issue 18, item 8: a source named with byte 0xff made preprocess die writing preprocess.json, on every rerun."""
+    src = tmp_path / "odd"
+    src.mkdir()
+    noise(1).save(os.fsdecode(bytes(src) + b"/a\xffb.jpg"), format="JPEG")
+    Path(os.fsdecode(bytes(src) + b"/c\xff.jpg")).write_bytes(b"not a jpeg")
+    dst = tmp_path / "face"
+    for _ in range(2):
+        result = CliRunner().invoke(cli, ["preprocess", str(src), str(dst), "--workers", "1", "--quiet"])
+        assert result.exit_code == 0, result.output
+    report = json.loads((dst / REPORT_NAME).read_bytes().decode("utf-8"))  # plain UTF-8 JSON
+    assert [entry["file"] for entry in report["skipped"]] == ["c\\xff.jpg"]
+    assert list(outputs(dst)) == ["a\ufffdb.png"]  # an output name any tool can read
+    assert "\\xff" in result.output or "preprocess.json" in result.output
+
+
+def test_orphaned_pool_workers_exit_quietly(tmp_path):
+    """Issue 18, item 12: after a kill -9 of preprocess, its workers printed BrokenPipeError tracebacks."""
+    files = [str(tmp_path / f"{i}.png") for i in range(400)]
+    script = (
+        "import sys, time\n"
+        "import animegan.convert as convert\n"
+        "def slow(settings, dst, path):\n"
+        "    time.sleep(0.01)\n"
+        "    return convert.Converted([], [], 'slow')\n"
+        "convert.convert_file = slow\n"
+        f"with convert.converted_files({files!r}, None, {str(tmp_path)!r}, 2) as results:\n"
+        "    for result in results:\n"
+        "        print('working', flush=True)\n"
+        "        time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline() == "working\n"
+    child.kill()  # the workers are busy with their next chunks
+    child.wait()
+    stderr = child.stderr.read()  # returns once every worker, which shares the pipe, has exited
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
