@@ -86,7 +86,8 @@ def main() -> None:
     print(f"{'command':<{width}}  {'median s':>8}  {'modules':>7}  tensorflow")
     for row in rows:
         print(
-            f"{row['command']:<{width}}  {row['median_s']:>8.3f}  {row['modules']:>7}  {'yes' if row['tensorflow'] else 'no'}"
+            f"{row['command']:<{width}}  {row['median_s']:>8.3f}  "
+            f"{row['modules']:>7}  {'yes' if row['tensorflow'] else 'no'}"
         )
     print(f"wrote {args.json}")
 

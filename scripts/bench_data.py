@@ -1,7 +1,7 @@
 """Input pipeline memory and speed: the memory-mapped image cache against the in-memory tensor it replaced.
 
-    python scripts/bench_data.py                      # 100,000 RGB images of 128x128 (a 4.9 GB cache), 20,000 for the comparison
-    python scripts/bench_data.py --big 40000 --keep   # a smaller big set, kept in bench-out/data/ for the next run
+    python scripts/bench_data.py                     # 100,000 RGB 128x128 images (a 4.9 GB cache), 20,000 compared
+    python scripts/bench_data.py --big 40000 --keep  # a smaller big set, kept in bench-out/data/ for the next run
 
 Draws synthetic PNGs (random pixels: what they show does not matter to the pipeline), then, each
 in a fresh child process so that its peak memory is its own:
@@ -220,7 +220,8 @@ def main() -> None:
         builds = {name: run_child("build", "", images, limit, cache, args) for name, (limit, cache) in sets.items()}
         for name, build in builds.items():
             print(
-                f"  built the {name} cache: {build['cache_gb']:.2f} GB in {build['seconds']:.0f} s, peak {build['peak_mib']:.0f} MiB",
+                f"  built the {name} cache: {build['cache_gb']:.2f} GB in "
+                f"{build['seconds']:.0f} s, peak {build['peak_mib']:.0f} MiB",
                 file=sys.stderr,
             )
         variants = [
@@ -267,16 +268,19 @@ def main() -> None:
     )
     for row in rows:
         print(
-            f"{row['pipeline']:<10} {row['mode']:<9} {row['set']:<6} {row['images']:>8} {row['cache_gb']:>9.2f} {row['images_per_s']:>8} "
+            f"{row['pipeline']:<10} {row['mode']:<9} {row['set']:<6} "
+            f"{row['images']:>8} {row['cache_gb']:>9.2f} {row['images_per_s']:>8} "
             f"{row['ratio_to_in_memory']:>12.2f} {row['cpu_ms_per_1k']:>14.1f} {row['peak_mib']:>13}"
         )
     for name, build in builds.items():
         print(
-            f"building the {name} cache ({build['images']} PNGs -> {build['cache_gb']:.2f} GB): {build['seconds']:.0f} s, "
+            f"building the {name} cache ({build['images']} PNGs -> "
+            f"{build['cache_gb']:.2f} GB): {build['seconds']:.0f} s, "
             f"{build['cpu_seconds']:.0f} CPU s, peak RSS {build['peak_mib']:.0f} MiB"
         )
     print(
-        f"{args.size}x{args.size} RGB, batch {args.batch}, {args.epochs} epochs a pipeline run, {args.steps} steps a run with the step, "
+        f"{args.size}x{args.size} RGB, batch {args.batch}, {args.epochs} "
+        f"epochs a pipeline run, {args.steps} steps a run with the step, "
         f"medians of {args.repeats} runs; "
         f"cpus {os.cpu_count()}, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )

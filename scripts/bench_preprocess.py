@@ -173,18 +173,22 @@ def main() -> None:
     load_after = os.getloadavg()
 
     print(
-        f"{'set':<9} {'images':>6} {'original loop/s':>16} {'preprocess/s':>13} {'ratio':>6}   {'original in 2 procs/s':>21}"
+        f"{'set':<9} {'images':>6} {'original loop/s':>16} "
+        f"{'preprocess/s':>13} {'ratio':>6}   {'original in 2 procs/s':>21}"
         f"   {'CPU ms/img: loop':>16} {'preprocess':>10} {'ratio':>6} {'1 worker':>8}"
     )
     for row in rows:
         per_s, cpu_ms = row["per_s"], row["cpu_ms_per_image"]
         print(
-            f"{row['set']:<9} {row['images']:>6} {per_s['original']:>16.0f} {per_s['preprocess']:>13.0f} {row['speedup']:>5.2f}x"
+            f"{row['set']:<9} {row['images']:>6} {per_s['original']:>16.0f} "
+            f"{per_s['preprocess']:>13.0f} {row['speedup']:>5.2f}x"
             f"   {per_s['original_2procs']:>14.0f} ({row['two_process_ceiling']:.2f}x)"
-            f"   {cpu_ms['original']:>16.3f} {cpu_ms['preprocess']:>10.3f} {row['cpu_ratio']:>5.2f}x {cpu_ms['preprocess_1worker']:>8.3f}"
+            f"   {cpu_ms['original']:>16.3f} {cpu_ms['preprocess']:>10.3f} "
+            f"{row['cpu_ratio']:>5.2f}x {cpu_ms['preprocess_1worker']:>8.3f}"
         )
     print(
-        f"cpus {os.cpu_count()}, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; medians of {args.runs} runs"
+        f"cpus {os.cpu_count()}, load average {load_before[0]:.2f} "
+        f"before, {load_after[0]:.2f} after; medians of {args.runs} runs"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result = {

@@ -1,9 +1,10 @@
 """Reference values for the metrics: what real faces, blurred faces, faces with grain added,
-repeated faces and noise score against 2,000 real faces. Tells how to read a run's numbers, and checks that each metric moves the
-way it should.
+repeated faces and noise score against 2,000 real faces. Tells how to read a run's numbers, and checks
+that each metric moves the way it should.
 
     python scripts/metric_references.py --faces face/          # 56x56 grayscale faces from preprocess
-    python scripts/metric_references.py --faces face64/ --size 64 --channels 3 --out bench-out/metric-references-rgb.json
+    python scripts/metric_references.py --faces face64/ --size 64 --channels 3 \\
+        --out bench-out/metric-references-rgb.json
 
 Two disjoint random sets of --n faces (seeded) play "real" and "other real". Prints a Markdown
 table and writes JSON (default bench-out/metric-references.json).

@@ -1,4 +1,5 @@
-"""The texture figures: the power-spectrum comparison (`spectrum`) and the Fréchet distance in the random network's space (`fd`)."""
+"""The texture figures: the power-spectrum comparison (`spectrum`) and the Fréchet distance in the
+random network's space (`fd`)."""
 
 import cv2
 import numpy as np
