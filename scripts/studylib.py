@@ -100,6 +100,8 @@ DEMO_VARIANTS = {
     "demo": [],
     "demo-k4-deep": ["model.g_kernel=4", "model.d_widths=[32,64,128]"],
     "demo-k4-wide-deep": ["model.g_kernel=4", "model.d_widths=[64,128,256]"],
+    "demo-no-mbstd": ["model.d_mbstd=0"],
+    "demo-ttur": ["train.g_lr=0.0001", "train.d_lr=0.0004"],
 }
 
 STUDIES = {
