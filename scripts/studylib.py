@@ -102,6 +102,12 @@ DEMO_VARIANTS = {
     "demo-k4-wide-deep": ["model.g_kernel=4", "model.d_widths=[64,128,256]"],
     "demo-no-mbstd": ["model.d_mbstd=0"],
     "demo-ttur": ["train.g_lr=0.0001", "train.d_lr=0.0004"],
+    "demo-float32": ["train.precision=float32"],
+    "demo-sn": ["model.d_spectral_norm=true"],
+    "demo-resize": ["model.g_upsample=resize", "model.g_kernel=3"],
+    # R1 smooths D's gradient on real faces, the gradient G follows: a noisy one draws noise.
+    "demo-r1": ["train.r1_gamma=1.0"],
+    "demo-r1-10": ["train.r1_gamma=10.0"],
 }
 
 STUDIES = {
