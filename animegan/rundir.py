@@ -1,9 +1,9 @@
-"""Where things live in a run directory, how to find a run again, its config and its metrics log.
+"""Where things live in a run directory, how to find a run again, and its config.
 
 runs/<name>/config.yaml         the resolved config the run trains with
 runs/<name>/checkpoints/        the run's checkpoints: checkpoints.py alone knows their layout
 runs/<name>/samples/            epoch_0001.png ... (EMA generator on fixed noise)
-runs/<name>/metrics.jsonl       one JSON line per epoch (and per evaluation)
+runs/<name>/metrics.jsonl       one JSON line per epoch (and per evaluation): metricslog.py
 runs/<name>/losses.png          training curves: losses, R1, D outputs, augmentation (monitor.py)
 runs/<name>/quality.png         metric curves, once metrics.jsonl holds evaluations
 runs/<name>/progress.gif        the epoch grids as an animation
@@ -12,7 +12,6 @@ runs/<name>/tensorboard/        TensorBoard event files
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -77,40 +76,6 @@ def find_run(run: Path | None, runs_dir: Path) -> Path:
     if not Path(run).is_dir():
         raise UserError(f"run directory '{run}' does not exist; list your runs with `ls {runs_dir}`")
     return Path(run)
-
-
-def append_metrics(run: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line; a line is written whole or not at all (one write call, then flush)."""
-    with open(metrics_path(run), "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def drop_metrics_after(run: Path, epoch: int) -> int:
-    """Remove the per-epoch training lines past `epoch` (a resume from an older checkpoint trains
-    those epochs again and writes them anew); evaluation lines stay. Returns how many went."""
-    path = metrics_path(run)
-    if not path.is_file():
-        return 0
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-
-    def superseded(line: str) -> bool:
-        record = json.loads(line)
-        return "event" not in record and record.get("epoch", 0) > epoch
-
-    kept = [line for line in lines if not (line.strip() and superseded(line))]
-    if len(kept) < len(lines):
-        from animegan.files import atomic_path
-
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(kept), encoding="utf-8")
-    return len(lines) - len(kept)
-
-
-def read_metrics(run: Path) -> list[dict[str, Any]]:
-    path = metrics_path(run)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # Keys that change the networks' variables (or the data's shape): a checkpoint of one value cannot

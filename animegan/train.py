@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from animegan import __version__, checkpoints, rundir
+from animegan import __version__, checkpoints, metricslog, rundir
 from animegan.augment import small_data_note
 from animegan.config import Config
 from animegan.data import epoch_dataset, load_images
@@ -116,7 +116,7 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
                     f"animegan train --resume {run} --epochs {done + max(10, done // 2)}"
                 )
                 return run
-            if chief and (dropped := rundir.drop_metrics_after(run, done)):
+            if chief and (dropped := metricslog.tidy_metrics(run, done)):
                 log(
                     f"dropped {dropped} line(s) past epoch {done} from {rundir.metrics_path(run)}: "
                     "those epochs are trained again"

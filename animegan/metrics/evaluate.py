@@ -28,7 +28,8 @@ from animegan.files import atomic_path
 from animegan.images import to_uint8
 from animegan.metrics import diversity, embedding, inception, spectrum, swd
 from animegan.metrics.registry import METRICS, Features
-from animegan.rundir import append_metrics, find_run, read_metrics
+from animegan.metricslog import append_metrics, read_metrics, tidy_metrics
+from animegan.rundir import find_run
 from animegan.sample import draw_noise, generate, trace_generator
 
 log = logging.getLogger(__name__)
@@ -233,6 +234,7 @@ def evaluate_run(
     real_features = cached_real_features(folder, cfg.data.size, cfg.data.channels, n, extractors, show_progress=True)
     fake_features = extract_all(extractors, generate_images(generator, n, seed, show_progress=True))
     results = score(names, real_features, fake_features)
+    tidy_metrics(run)  # a line torn by a kill goes first: the new one must not join it
     append_metrics(run, {"epoch": epoch, "event": "evaluate", "real": str(folder), "n": n, "seed": seed, **results})
     from animegan.monitor import write_plots  # matplotlib: imported only here, not for every evaluate_generator call
 

