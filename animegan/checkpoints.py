@@ -3,6 +3,10 @@
 runs/<name>/checkpoints/ckpt-<step>.index, .data-*     the newest train.keep_checkpoints, by optimizer step
 runs/<name>/checkpoints/best/best-<step>.*             the best train.eval_metric so far (train.eval_every)
 
+TensorFlow writes a checkpoint's files into "<prefix>_temp/", moves them into place, and only then
+records the checkpoint in its index (the "checkpoint" file). The trainer keeps train.keep_checkpoints
+by the files on disk: the index's own bookkeeping cannot know a checkpoint a kill left unrecorded.
+
 A checkpoint holds every field of the TrainState (step.py) under its field name: both networks, the
 EMA generator, both optimizers, the epoch and step counters, the random generator, the augmentation's
 p, the sample grid's noise and dropout's seeds; restoring it continues a run exactly. `sample`,
@@ -26,8 +30,6 @@ from animegan.rundir import CONFIG_FILE, load_run_config
 
 PREFIX = "ckpt"
 BEST = "best"
-# A checkpoint's own files; TensorFlow's "<prefix>_temp" staging folders of an unfinished save are not one.
-CHECKPOINT_FILE = re.compile(rf"{PREFIX}-(\d+)\.(?:index|data-\d+-of-\d+)")
 
 
 def checkpoint_dir(run: Path) -> Path:
@@ -56,7 +58,7 @@ class Checkpoints:
     then updates the index, so a kill during a save leaves the previous checkpoint intact."""
 
     def __init__(self, state, run: Path, keep: int, chief: bool):
-        self.state, self.checkpoint = state, state_checkpoint(state)
+        self.state, self.checkpoint, self.keep = state, state_checkpoint(state), keep
         if chief:
             directory = checkpoint_dir(run)
         else:
@@ -68,12 +70,17 @@ class Checkpoints:
         import tensorflow as tf
 
         try:
-            return self.manager.save(checkpoint_number=step)
+            prefix = self.manager.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as exc:
             raise UserError(
                 f"cannot write a checkpoint in '{self.manager.directory}' ({getattr(exc, 'message', exc)}); "
                 f"free some disk space, then resume from the last good one with --resume"
             ) from None
+        # The manager deletes only what its index lists: not a checkpoint whose save a kill cut off
+        # after its files were in place, which a resume restores (the newest on disk) all the same.
+        for old in _prefixes(Path(self.manager.directory), PREFIX)[self.keep :]:
+            _delete(old)
+        return prefix
 
     def restore_latest(self, run: Path) -> str:
         """Restore the newest checkpoint that restores (older ones stand in for damaged ones)."""
@@ -135,10 +142,19 @@ def latest_checkpoint(run: Path) -> str | None:
 def checkpoint_prefixes(run: Path) -> list[str]:
     """Every checkpoint of the run, newest (highest step) first, found by its files rather than by
     TensorFlow's index of them (one more file that can be damaged); one that lost its .index counts."""
-    steps = {
-        int(m.group(1)) for p in checkpoint_dir(run).glob(f"{PREFIX}-*") if (m := CHECKPOINT_FILE.fullmatch(p.name))
-    }
-    return [str(checkpoint_dir(run) / f"{PREFIX}-{step}") for step in sorted(steps, reverse=True)]
+    return _prefixes(checkpoint_dir(run), PREFIX)
+
+
+def _prefixes(directory: Path, name: str) -> list[str]:
+    # A checkpoint's own files; the "<prefix>_temp" staging folders of an unfinished save are not one.
+    pattern = re.compile(rf"{name}-(\d+)\.(?:index|data-\d+-of-\d+)")
+    steps = {int(m.group(1)) for p in directory.glob(f"{name}-*") if (m := pattern.fullmatch(p.name))}
+    return [str(directory / f"{name}-{step}") for step in sorted(steps, reverse=True)]
+
+
+def _delete(prefix: str) -> None:
+    for path in Path(prefix).parent.glob(f"{Path(prefix).name}.*"):
+        path.unlink(missing_ok=True)
 
 
 def checkpoint_epochs(run: Path) -> dict[int, str]:

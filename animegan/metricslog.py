@@ -1,7 +1,8 @@
 """The run's metrics log, runs/<name>/metrics.jsonl: one JSON object a line, each with its "epoch".
 
-Training appends a line per epoch, and a resume drops the lines of the epochs it trains again
-(`tidy_metrics`). `animegan evaluate` appends lines marked "event".
+Training appends a line per epoch, before that epoch's checkpoint: a kill between the two leaves a
+line whose epoch a resume trains again, and the resume drops it (`tidy_metrics`), so every epoch
+is in the log once. `animegan evaluate` appends lines marked "event".
 
 A kill or a full disk during an append can leave the last line cut short. Readers skip it with a
 warning; a writer first rewrites the file without it, so that no line is ever appended onto a torn

@@ -291,7 +291,9 @@ class EpochLoop:
         raise SystemExit(128 + signum)
 
     def end_of_epoch(self, epoch: int, sums: dict, seconds: float, epoch_start: float, last: bool) -> None:
-        """Sample grid, checkpoint, metrics: `images_per_s` counts the steps alone, `wall_s` the whole epoch."""
+        """Sample grid, metrics line, checkpoint: `images_per_s` counts the steps alone, `wall_s` the whole
+        epoch. The line goes first: a kill before the checkpoint leaves a line a resume drops and writes
+        anew, where the other order would lose it for good."""
         cfg, state = self.cfg, self.state
         record = {"epoch": epoch, "step": int(state.step.numpy())}
         record.update(
@@ -307,15 +309,15 @@ class EpochLoop:
         grid = sample_grid(state) if self.chief and (epoch % cfg.train.sample_every == 0 or last) else None
         if grid is not None:
             write_png(rundir.samples_dir(self.run_dir) / f"epoch_{epoch:04d}.png", grid)
-        if epoch % cfg.train.save_every == 0 or last:
-            self.saver.save(int(state.step.numpy()))
-        if self.evaluator is not None and epoch % cfg.train.eval_every == 0:
-            scores = self.evaluator.evaluate(state.ema_generator)
-            if best := self.best.offer(state, scores[cfg.train.eval_metric]):
-                log(f"new best {cfg.train.eval_metric} {scores[cfg.train.eval_metric]:.3f}: {best}")
-            record.update(scores)
+        evaluated = self.evaluator is not None and epoch % cfg.train.eval_every == 0
+        if evaluated:
+            record.update(self.evaluator.evaluate(state.ema_generator))
         record["wall_s"] = time.perf_counter() - epoch_start
         if self.log is not None:
             if warning := state.augment.memorising_warning(record):
                 log(warning)
             self.log.epoch(record, grid)
+        if epoch % cfg.train.save_every == 0 or last:
+            self.saver.save(int(state.step.numpy()))
+        if evaluated and (best := self.best.offer(state, record[cfg.train.eval_metric])):
+            log(f"new best {cfg.train.eval_metric} {record[cfg.train.eval_metric]:.3f}: {best}")

@@ -6,9 +6,10 @@ kills are simulated in-process by an exception nothing catches."""
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 from click.testing import CliRunner
 
-from animegan import metricslog, rundir
+from animegan import checkpoints, metricslog, rundir
 from animegan.cli import cli
 from animegan.metrics import evaluate_run
 from animegan.train import train
@@ -36,6 +37,26 @@ def one_line_error(result) -> str:
 
 def epochs_logged(run) -> list:
     return [r["epoch"] for r in metricslog.read_metrics(run) if "event" not in r]
+
+
+class Killed(BaseException):
+    """A kill, simulated: nothing in animegan catches a BaseException that is not an Exception."""
+
+
+def kill_at_save(monkeypatch, at: int, after: bool):
+    """Make the `at`-th checkpoint save of the run die before it writes anything, or right `after` it."""
+    real_save, saves = checkpoints.Checkpoints.save, []
+
+    def save(self, step):
+        saves.append(step)
+        if len(saves) == at and not after:
+            raise Killed
+        prefix = real_save(self, step)
+        if len(saves) == at:
+            raise Killed
+        return prefix
+
+    monkeypatch.setattr(checkpoints.Checkpoints, "save", save)
 
 
 # --- item 1: a torn metrics line -------------------------------------------------------------------
@@ -70,3 +91,36 @@ def test_a_corrupt_metrics_line_in_the_middle_is_a_one_line_error(tiny_data):
     path = rundir.metrics_path(run)
     path.write_text(TORN + "\n" + path.read_text())
     assert f"error: {path}, line 1: not a metrics record" in one_line_error(invoke("plot", run))
+
+
+# --- item 2: every epoch once in metrics.jsonl, whatever the kill ---------------------------------------
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["before-the-checkpoint", "after-the-checkpoint"])
+def test_a_kill_at_an_epoch_end_leaves_every_epoch_once_in_the_log(tiny_data, monkeypatch, after):
+    cfg = tiny_data
+    cfg.train.epochs, cfg.train.keep_checkpoints = 3, 1
+    kill_at_save(monkeypatch, at=2, after=after)
+    with pytest.raises(Killed):
+        train(cfg)
+    run = Path(cfg.train.runs_dir) / "tiny-001"
+    assert epochs_logged(run) == [1, 2]  # the line comes before its checkpoint
+    monkeypatch.undo()
+    train(cfg, resume=run)
+    assert [(r["epoch"], r["step"]) for r in metricslog.read_metrics(run)] == [(1, 5), (2, 10), (3, 15)]
+    assert sorted(checkpoints.checkpoint_epochs(run)) == [3]
+
+
+def test_a_checkpoint_the_index_never_recorded_still_counts_against_keep_checkpoints(tiny_data):
+    """A kill after a checkpoint's files are in place but before TensorFlow's index records them:
+    the resume restores it (the newest on disk), and it is deleted in its turn like any other."""
+    cfg = tiny_data
+    cfg.train.epochs, cfg.train.keep_checkpoints = 3, 2
+    run = train(cfg)
+    tf.compat.v1.train.update_checkpoint_state(
+        str(checkpoints.checkpoint_dir(run)), "ckpt-10", all_model_checkpoint_paths=["ckpt-10"]
+    )
+    cfg.train.epochs = 5
+    train(cfg, resume=run)
+    assert epochs_logged(run) == [1, 2, 3, 4, 5]
+    assert sorted(checkpoints.checkpoint_epochs(run)) == [4, 5]
