@@ -105,74 +105,80 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
         with strategy.scope():
             state = build_state(cfg, precision)
         saver = checkpoints.Checkpoints(state, run, cfg.train.keep_checkpoints, chief)
-        if resume is not None:
-            restored = saver.restore_latest(run)
-            done = int(state.epoch.numpy())
-            log(f"resumed {restored} (epoch {done}, step {int(state.step.numpy())})")
-            if done >= cfg.train.epochs:
-                log(
-                    f"run {run} already has {done} epochs and --epochs ({cfg.train.epochs}) is the total to reach, "
-                    f"not a number to add; to train more: "
-                    f"animegan train --resume {run} --epochs {done + max(10, done // 2)}"
-                )
-                return run
-            if chief and (dropped := metricslog.tidy_metrics(run, done)):
-                log(
-                    f"dropped {dropped} line(s) past epoch {done} from {rundir.metrics_path(run)}: "
-                    "those epochs are trained again"
-                )
-        images = load_images(
-            Path(cfg.data.dir),
-            cfg.data.size,
-            cfg.data.channels,
-            cfg.data.limit,
-            show_progress=chief,
-            cache_dir=cfg.data.cache_dir,
-        )
-        if chief:
-            log(
-                f"image cache: {images.filename} ({images.nbytes / 1e9:.2f} GB, memory-mapped; safe to delete, "
-                "rebuilt when needed; data.cache_dir puts it elsewhere)"
-            )
-        global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
-        steps_per_epoch = len(images) // global_batch
-        if chief and (note := small_data_note(cfg.train, len(images), global_batch)):
-            log(note)
-        if chief:
-            rundir.save_config(run, cfg)
-            runtime = {
-                "animegan": __version__,
-                "tensorflow": tf.__version__,
-                "precision": precision,
-                "xla": xla,
-                "replicas": strategy.num_replicas_in_sync,
-                "device": describe_device(gpus),
-                "images": len(images),
-                "batch_size": global_batch,
-                "steps_per_epoch": steps_per_epoch,
-            }
-            (run / "runtime.json").write_text(json.dumps(runtime, indent=2) + "\n", encoding="utf-8")
-        log(
-            f"run {run}: {len(images)} images, batch {global_batch}, {steps_per_epoch} steps/epoch, "
-            f"{precision}, XLA {'on' if xla else 'off'}, "
-            f"{strategy.num_replicas_in_sync} replica(s) on {describe_device(gpus)}"
-        )
-        train_step = make_train_step(cfg, state, strategy, global_batch, xla)
-        loop = EpochLoop(cfg, state, strategy, train_step, saver, run, chief, images, global_batch, steps_per_epoch)
-        with GracefulStop() as stop:
-            try:
-                loop.run(stop)
-            except tf.errors.UnavailableError:
-                if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-                    raise
-                # A worker that stops (crash, kill, lost machine) aborts the collective ops of all the others.
-                raise UserError(
-                    f"another worker stopped, so this one cannot go on; see that worker's output, then start "
-                    f"every worker again with: animegan train --resume {run}"
-                ) from None
+        if resume is not None and not restore_run(cfg, saver, run, chief):
+            return run
+        train_run(cfg, state, strategy, saver, run, chief, precision, xla, gpus)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     return run
+
+
+def restore_run(cfg: Config, saver: checkpoints.Checkpoints, run: Path, chief: bool) -> bool:
+    """Restore the newest checkpoint into the state, or leave it new when the run was stopped before
+    its first checkpoint; tidy the metrics log to match. False when the run has its epochs already."""
+    done = 0
+    if not checkpoints.checkpoint_prefixes(run):
+        log(f"note: run {run} has no checkpoint yet (it stopped before its first epoch ended); starting it afresh")
+    else:
+        restored = saver.restore_latest(run)
+        done = int(saver.state.epoch.numpy())
+        log(f"resumed {restored} (epoch {done}, step {int(saver.state.step.numpy())})")
+        if done >= cfg.train.epochs:
+            log(
+                f"run {run} already has {done} epochs and --epochs ({cfg.train.epochs}) is the total to reach, "
+                f"not a number to add; to train more: "
+                f"animegan train --resume {run} --epochs {done + max(10, done // 2)}"
+            )
+            return False
+    if chief and (dropped := metricslog.tidy_metrics(run, done)):
+        log(f"dropped {dropped} {rundir.metrics_path(run)} line(s) past epoch {done}: those epochs are trained again")
+    return True
+
+
+def train_run(cfg, state, strategy, saver, run, chief, precision, xla, gpus) -> None:
+    """Load the data, write the run's config and runtime facts, and run the epochs."""
+    data = cfg.data
+    images = load_images(Path(data.dir), data.size, data.channels, data.limit, chief, cache_dir=data.cache_dir)
+    global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
+    steps_per_epoch = len(images) // global_batch
+    if chief:
+        log(
+            f"image cache: {images.filename} ({images.nbytes / 1e9:.2f} GB, memory-mapped; safe to delete, "
+            "rebuilt when needed; data.cache_dir puts it elsewhere)"
+        )
+        if note := small_data_note(cfg.train, len(images), global_batch):
+            log(note)
+        rundir.save_config(run, cfg)
+        runtime = {
+            "animegan": __version__,
+            "tensorflow": tf.__version__,
+            "precision": precision,
+            "xla": xla,
+            "replicas": strategy.num_replicas_in_sync,
+            "device": describe_device(gpus),
+            "images": len(images),
+            "batch_size": global_batch,
+            "steps_per_epoch": steps_per_epoch,
+        }
+        (run / "runtime.json").write_text(json.dumps(runtime, indent=2) + "\n", encoding="utf-8")
+    log(
+        f"run {run}: {len(images)} images, batch {global_batch}, {steps_per_epoch} steps/epoch, "
+        f"{precision}, XLA {'on' if xla else 'off'}, "
+        f"{strategy.num_replicas_in_sync} replica(s) on {describe_device(gpus)}"
+    )
+    train_step = make_train_step(cfg, state, strategy, global_batch, xla)
+    loop = EpochLoop(cfg, state, strategy, train_step, saver, run, chief, images, global_batch, steps_per_epoch)
+    with GracefulStop() as stop:
+        try:
+            loop.run(stop)
+        except tf.errors.UnavailableError:
+            if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                raise
+            # A worker that stops (crash, kill, lost machine) aborts the collective ops of all the others.
+            raise UserError(
+                f"another worker stopped, so this one cannot go on; see that worker's output, then start "
+                f"every worker again with: animegan train --resume {run}"
+            ) from None
 
 
 class EpochLoop:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from animegan import checkpoints, metricslog, rundir
 from animegan.cli import cli
+from animegan.errors import UserError
 from animegan.metrics import evaluate_run
 from animegan.train import train
 
@@ -124,3 +125,41 @@ def test_a_checkpoint_the_index_never_recorded_still_counts_against_keep_checkpo
     train(cfg, resume=run)
     assert epochs_logged(run) == [1, 2, 3, 4, 5]
     assert sorted(checkpoints.checkpoint_epochs(run)) == [4, 5]
+
+
+# --- item 3: a run stopped before its first checkpoint -------------------------------------------------
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_scratch(tiny_data, monkeypatch):
+    cfg = tiny_data
+    kill_at_save(monkeypatch, at=1, after=False)
+    with pytest.raises(Killed):
+        train(cfg)
+    run = Path(cfg.train.runs_dir) / "tiny-001"
+    assert not checkpoints.checkpoint_prefixes(run) and epochs_logged(run) == [1]
+    monkeypatch.undo()
+    result = invoke("train", "--resume", run, "--epochs", 2)
+    assert result.exit_code == 0, result.output
+    assert f"note: run {run} has no checkpoint yet (it stopped before its first epoch ended)" in result.stderr
+    assert [(r["epoch"], r["step"]) for r in metricslog.read_metrics(run)] == [(1, 5), (2, 10)]
+
+
+def test_a_nan_in_epoch_1_can_be_resumed_with_a_lower_learning_rate(tiny_data, monkeypatch):
+    import animegan.train as train_module
+
+    real_make = train_module.make_train_step
+
+    def diverging(*args):
+        step = real_make(*args)
+        return lambda batch, regularize=False: {**step(batch, regularize), "g_loss": tf.constant(float("nan"))}
+
+    monkeypatch.setattr(train_module, "make_train_step", diverging)
+    with pytest.raises(UserError, match="diverged at epoch 1 .*the last good checkpoint is none; resume with a lower"):
+        train(tiny_data)
+    run = Path(tiny_data.train.runs_dir) / "tiny-001"
+    assert not checkpoints.checkpoint_prefixes(run) and (run / rundir.CONFIG_FILE).is_file()
+    monkeypatch.undo()
+    result = invoke("train", "--resume", run, "--lr", "1e-4")
+    assert result.exit_code == 0, result.output
+    assert "starting it afresh" in result.stderr
+    assert epochs_logged(run) == [1] and sorted(checkpoints.checkpoint_epochs(run)) == [1]
