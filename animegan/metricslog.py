@@ -5,8 +5,8 @@ line whose epoch a resume trains again, and the resume drops it (`tidy_metrics`)
 is in the log once. `animegan evaluate` appends lines marked "event".
 
 A kill or a full disk during an append can leave the last line cut short. Readers skip it with a
-warning; a writer first rewrites the file without it, so that no line is ever appended onto a torn
-one. A bad line anywhere else is an error naming it.
+warning; a writer, holding the run lock (runlock.py), first rewrites the file without it, so that
+no line is ever appended onto a torn one. A bad line anywhere else is an error naming it.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def append_metrics(run: Path, record: dict[str, Any]) -> None:
 
 
 def tidy_metrics(run: Path, last_epoch: int | None = None) -> int:
-    """Make the log safe to append to: drop a torn last line and, given
+    """Make the log safe to append to (call holding the run lock): drop a torn last line and, given
     `last_epoch`, the training lines past it (a resume from an older checkpoint trains those epochs
     again and writes them anew; evaluation lines stay). Returns how many training lines went."""
     path = metrics_path(run)

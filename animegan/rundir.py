@@ -1,6 +1,7 @@
-"""Where things live in a run directory, how to find a run again, and its config.
+"""Where things live in a run directory, how a new run gets its folder, how to find a run again, and its config.
 
 runs/<name>/config.yaml         the resolved config the run trains with
+runs/<name>/lock                who writes into the run now (runlock.py)
 runs/<name>/checkpoints/        the run's checkpoints: checkpoints.py alone knows their layout
 runs/<name>/samples/            epoch_0001.png ... (EMA generator on fixed noise)
 runs/<name>/metrics.jsonl       one JSON line per epoch (and per evaluation): metricslog.py
@@ -22,6 +23,7 @@ from animegan.config import Config, config_from_dict, flatten, load_config
 from animegan.errors import UserError
 
 CONFIG_FILE = "config.yaml"
+LOCK_FILE = "lock"
 
 
 def samples_dir(run: Path) -> Path:
@@ -32,20 +34,38 @@ def metrics_path(run: Path) -> Path:
     return Path(run) / "metrics.jsonl"
 
 
-def new_run_dir(cfg: Config, must_be_new: bool = True) -> Path:
-    """runs/<train.name>, or runs/<config name>-<next free counter> when no name is given."""
+def new_run_dir(cfg: Config, create: bool = True) -> Path:
+    """runs/<train.name>, or runs/<config name>-<next free counter> when no name is given, made now
+    (`create`): each of two trainers that start at once makes its own counter's folder, since only
+    one mkdir of a name succeeds. A named folder may exist; claim_run (runlock.py) checks it is free."""
     root = Path(cfg.train.runs_dir)
-    if cfg.train.name:
-        run = root / cfg.train.name
-        if must_be_new and (run / CONFIG_FILE).exists():
-            raise UserError(f"run '{run}' already exists; resume it with --resume {run}, or pick another --name")
-        return run
-    taken = [
-        int(m.group(1))
-        for p in root.glob(f"{cfg.name}-*")
-        if (m := re.fullmatch(rf"{re.escape(cfg.name)}-(\d+)", p.name))
-    ]
-    return root / f"{cfg.name}-{max(taken, default=0) + 1:03d}"
+    while True:
+        if cfg.train.name:
+            run = root / cfg.train.name
+        else:
+            taken = [
+                int(m.group(1))
+                for p in root.glob(f"{cfg.name}-*")
+                if (m := re.fullmatch(rf"{re.escape(cfg.name)}-(\d+)", p.name))
+            ]
+            run = root / f"{cfg.name}-{max(taken, default=0) + 1:03d}"
+        if not create:
+            return run
+        try:
+            run.mkdir(parents=True, exist_ok=bool(cfg.train.name))
+            return run
+        except FileExistsError:
+            if cfg.train.name:  # a file of that name
+                raise UserError(f"'{run}' is a file, not a run folder; pick another --name") from None
+            # Another trainer took this counter between the glob and the mkdir: count again.
+        except OSError as exc:
+            raise UserError(f"cannot write '{run}': {exc.strerror}; choose a writable train.runs_dir") from None
+
+
+def check_free(run: Path) -> None:
+    """Refuse a named run folder that is a run already."""
+    if (Path(run) / CONFIG_FILE).exists():
+        raise UserError(f"run '{run}' already exists; resume it with --resume {run}, or pick another --name")
 
 
 def save_config(run: Path, cfg: Config) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from animegan import __version__, checkpoints, metricslog, rundir
+from animegan import __version__, checkpoints, metricslog, rundir, runlock
 from animegan.augment import small_data_note
 from animegan.config import Config
 from animegan.data import epoch_dataset, load_images
@@ -96,18 +96,16 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
     xla = choose_xla(cfg.train.xla, gpus)
     strategy = choose_strategy(cfg.train.strategy)
     chief = is_chief(strategy.cluster_resolver)
-    # Only the chief insists on a new run folder: on a shared disk it may already have written it.
-    run = Path(resume) if resume is not None else rundir.new_run_dir(cfg, must_be_new=chief)
-
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        with strategy.scope():
-            state = build_state(cfg, precision)
-        saver = checkpoints.Checkpoints(state, run, cfg.train.keep_checkpoints, chief)
-        if resume is not None and not restore_run(cfg, saver, run, chief):
-            return run
-        train_run(cfg, state, strategy, saver, run, chief, precision, xla, gpus)
+        with runlock.claim_run(cfg, resume, chief) as run:
+            with strategy.scope():
+                state = build_state(cfg, precision)
+            saver = checkpoints.Checkpoints(state, run, cfg.train.keep_checkpoints, chief)
+            if resume is not None and not restore_run(cfg, saver, run, chief):
+                return run
+            train_run(cfg, state, strategy, saver, run, chief, precision, xla, gpus)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     return run

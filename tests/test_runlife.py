@@ -3,18 +3,27 @@ before their first checkpoint, the best checkpoint, run names and folders, damag
 leftovers of interrupted writes. One test kills a real `animegan train` with SIGKILL; the other
 kills are simulated in-process by an exception nothing catches."""
 
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
+from helpers import tiny_config, write_blob_faces
 
 from animegan import checkpoints, metricslog, rundir
 from animegan.cli import cli
 from animegan.errors import UserError
 from animegan.metrics import evaluate_run
+from animegan.runlock import run_lock
 from animegan.train import train
 
+ROOT = Path(__file__).resolve().parent.parent
 TORN = '{"epoch": 1, "step": 8, "d_lo'
 
 
@@ -163,3 +172,79 @@ def test_a_nan_in_epoch_1_can_be_resumed_with_a_lower_learning_rate(tiny_data, m
     assert result.exit_code == 0, result.output
     assert "starting it afresh" in result.stderr
     assert epochs_logged(run) == [1] and sorted(checkpoints.checkpoint_epochs(run)) == [1]
+
+
+# --- item 4: one run lock ------------------------------------------------------------------------------
+
+
+def test_a_second_writer_is_refused_naming_the_holder(fake_run, tmp_path):
+    with run_lock(fake_run, "train"):
+        since = json.loads((fake_run / rundir.LOCK_FILE).read_text())["since"]
+        holder = f"`animegan train` (pid {os.getpid()} on {socket.gethostname()}, since {since})"
+        for args in (["train", "--resume", fake_run], ["evaluate", fake_run, "--real", tmp_path, "--n", 4]):
+            line = one_line_error(invoke(*args))
+            assert f"run '{fake_run}' is in use by {holder}; wait for it to finish or stop it" in line
+        # Readers take no lock.
+        assert invoke("sample", "--run", fake_run, "--n", 1, "--out", tmp_path / "s.png").exit_code == 0
+    assert (fake_run / rundir.LOCK_FILE).read_text() == ""  # released: no holder left to name
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over_and_one_from_another_host_is_not(fake_run, tmp_path, capsys):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = {"pid": int(dead.stdout), "host": socket.gethostname(), "since": "2026-01-01 00:00:00", "command": "train"}
+    (fake_run / rundir.LOCK_FILE).write_text(json.dumps(left))
+    with run_lock(fake_run, "evaluate"):
+        assert json.loads((fake_run / rundir.LOCK_FILE).read_text())["pid"] == os.getpid()
+    err = capsys.readouterr().err
+    assert err.startswith(f"note: taking over the lock of {fake_run} left by `animegan train` (pid {left['pid']}")
+
+    (fake_run / rundir.LOCK_FILE).write_text(json.dumps({**left, "host": "elsewhere"}))
+    with pytest.raises(UserError, match=f"on elsewhere.*delete {fake_run / rundir.LOCK_FILE} and try again"):
+        with run_lock(fake_run, "train"):
+            pass
+
+
+def test_trainers_started_at_once_without_a_name_get_folders_of_their_own(tmp_path):
+    cfg = tiny_config(tmp_path)
+    # Each folder is made when it is chosen, not when the config is written seconds later.
+    first, second = rundir.new_run_dir(cfg), rundir.new_run_dir(cfg)
+    assert (first.name, second.name) == ("tiny-001", "tiny-002") and first.is_dir() and second.is_dir()
+
+
+def test_a_start_that_fails_early_leaves_no_run_folder(tmp_path):
+    cfg = tiny_config(tmp_path)  # no data folder
+    with pytest.raises(UserError, match="does not exist"):
+        train(cfg)
+    assert list(Path(cfg.train.runs_dir).glob("*")) == []
+
+
+def run_cli(args, cwd, stderr=subprocess.PIPE):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "animegan", *args], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True
+    )
+
+
+TINY = ["--data", "face", "--set", "data.size=16", "--set", "model.noise_dim=8", "--set", "model.g_width=16"]
+TINY += ["--set", "model.d_widths=[8,16]", "--batch-size", "8", "--precision", "float32"]
+
+
+def test_kill_9_frees_the_lock_and_the_resume_logs_every_epoch_once(tmp_path):
+    write_blob_faces(tmp_path / "face", n=400)
+    with open(tmp_path / "first.err", "w") as first_err:  # a file: a pipe nobody reads would fill and block
+        first = run_cli(["train", *TINY, "--epochs", "1000", "--name", "x"], tmp_path, stderr=first_err)
+    run = tmp_path / "runs" / "x"
+    deadline = time.time() + 120
+    while len(epochs_logged(run) if rundir.metrics_path(run).exists() else []) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    second = run_cli(["train", "--resume", "runs/x", "--epochs", "1000"], tmp_path)
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2 and f"is in use by `animegan train` (pid {first.pid} on" in err, err
+    first.kill()
+    first.wait(timeout=60)
+    target = len(epochs_logged(run)) + 1  # the resume goes back to the newest checkpoint that restores
+    third = run_cli(["train", "--resume", "runs/x", "--epochs", str(target)], tmp_path)
+    _, err = third.communicate(timeout=120)
+    assert third.returncode == 0, err
+    assert f"(pid {first.pid} on {socket.gethostname()}" in err and "Traceback" not in err
+    assert epochs_logged(run) == list(range(1, target + 1))

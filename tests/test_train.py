@@ -417,7 +417,9 @@ def test_name_of_an_existing_run_is_refused(fake_run, tmp_path):
         result.stderr
         == f"error: run '{fake_run}' already exists; resume it with --resume {fake_run}, or pick another --name\n"
     )
-    assert {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file()} == before
+    # Nothing changed but the lock file that was taken to look (empty again: no one holds it).
+    assert (fake_run / rundir.LOCK_FILE).read_bytes() == b""
+    assert {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file() and p.name != rundir.LOCK_FILE} == before
 
 
 # --- resuming: damaged checkpoints, finished runs ------------------------------------------------------
