@@ -36,11 +36,11 @@ def checkpoint_dir(run: Path) -> Path:
     return Path(run) / "checkpoints"
 
 
-def state_checkpoint(state, without: tuple[str, ...] = ()):
-    """A tf.train.Checkpoint of every field of `state` (a step.TrainState) but those `without`."""
+def state_checkpoint(state, without: tuple[str, ...] = (), **extra):
+    """A tf.train.Checkpoint of every field of `state` (a step.TrainState) but those `without`, and `extra`."""
     import tensorflow as tf
 
-    return tf.train.Checkpoint(**{k: v for k, v in state.__dict__.items() if k not in without})
+    return tf.train.Checkpoint(**{k: v for k, v in state.__dict__.items() if k not in without}, **extra)
 
 
 def _manager(checkpoint, directory: Path | str, name: str, keep: int | None):
@@ -97,21 +97,30 @@ class Checkpoints:
 
 
 class BestCheckpoint:
-    """Keeps the checkpoint with the lowest score so far in checkpoints/best/ (one; lower is better for
-    every metric train.eval_metric may name). The best is remembered for this process only."""
+    """Keeps the checkpoint with the lowest `metric` so far in checkpoints/best/ (one; lower is better
+    for every metric train.eval_metric may name). The score is saved in that checkpoint, as
+    best_<metric>, so that a resumed run goes on comparing with it."""
 
-    def __init__(self, run: Path):
-        self.directory = checkpoint_dir(run) / BEST
+    def __init__(self, run: Path, metric: str):
+        import tensorflow as tf
+
+        self.directory, self.key = checkpoint_dir(run) / BEST, f"best_{metric}"
         self.value = float("inf")
+        if (prefix := best_checkpoint(run)) is not None:
+            try:
+                self.value = read_value(prefix, self.key)
+            except (IndexError, ValueError, tf.errors.OpError):  # no score of this metric (another one, an
+                pass  # older run), or a damaged best checkpoint: the next evaluation replaces it
 
     def offer(self, state, value: float) -> str | None:
         """Save `state` if `value` beats the best so far; returns the new checkpoint's prefix, else None."""
+        import tensorflow as tf
+
         if not value < self.value:
             return None
         self.value = value
-        return _manager(state_checkpoint(state), self.directory, BEST, keep=1).save(
-            checkpoint_number=int(state.step.numpy())
-        )
+        checkpoint = state_checkpoint(state, **{self.key: tf.Variable(value, dtype=tf.float64, trainable=False)})
+        return _manager(checkpoint, self.directory, BEST, keep=1).save(checkpoint_number=int(state.step.numpy()))
 
 
 def best_checkpoint(run: Path) -> str | None:
@@ -196,11 +205,16 @@ def _no_checkpoint_yet(run: Path) -> UserError:
     return UserError(f"run '{run}' has no checkpoint yet; train it (or resume it) for at least one epoch")
 
 
-def read_counter(prefix: str, name: str) -> int:
-    """The checkpoint's `epoch` or `step`, read without building any network."""
+def read_value(prefix: str, name: str):
+    """A variable of the checkpoint (`epoch`, `step`, a best score), read without building any network."""
     import tensorflow as tf
 
-    return int(tf.train.load_checkpoint(prefix).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+    return tf.train.load_checkpoint(prefix).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE").item()
+
+
+def read_counter(prefix: str, name: str) -> int:
+    """The checkpoint's `epoch` or `step`."""
+    return int(read_value(prefix, name))
 
 
 def checkpoint_epoch(prefix: str) -> int:

@@ -191,7 +191,7 @@ class EpochLoop:
         if chief and cfg.train.eval_every:
             from animegan.metrics import Evaluator
 
-            self.evaluator, self.best = Evaluator(cfg, images), checkpoints.BestCheckpoint(run)
+            self.evaluator, self.best = Evaluator(cfg, images), checkpoints.BestCheckpoint(run, cfg.train.eval_metric)
 
     def run(self, stop: GracefulStop) -> None:
         from animegan.monitor import RunLog, write_progress_gif

@@ -248,3 +248,21 @@ def test_kill_9_frees_the_lock_and_the_resume_logs_every_epoch_once(tmp_path):
     assert third.returncode == 0, err
     assert f"(pid {first.pid} on {socket.gethostname()}" in err and "Traceback" not in err
     assert epochs_logged(run) == list(range(1, target + 1))
+
+
+# --- item 5: the best checkpoint survives a resume ------------------------------------------------------
+
+
+def test_a_resume_compares_with_the_best_score_so_far(tiny_data, monkeypatch):
+    from animegan.metrics import Evaluator
+
+    cfg = tiny_data
+    cfg.train.eval_every, cfg.train.eval_diversity = 1, False
+    run = train(cfg)
+    best = checkpoints.best_checkpoint(run)
+    score = metricslog.read_metrics(run)[0]["swd"]
+    assert checkpoints.read_value(best, "best_swd") == score
+    monkeypatch.setattr(Evaluator, "evaluate", lambda self, generator: {"swd": score + 1.0})
+    cfg.train.epochs = 2
+    train(cfg, resume=run)
+    assert checkpoints.best_checkpoint(run) == best
