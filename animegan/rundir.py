@@ -34,11 +34,21 @@ def metrics_path(run: Path) -> Path:
     return Path(run) / "metrics.jsonl"
 
 
+def check_run_name(name: str) -> None:
+    """A run name is one folder under runs_dir: never a path that leads elsewhere."""
+    if name in (".", "..") or "\0" in name or Path(name).name != name:
+        raise UserError(
+            f"train.name '{name}' is not a folder name (no '/', '.' or '..'); give a plain name such as --name my-run"
+        )
+
+
 def new_run_dir(cfg: Config, create: bool = True) -> Path:
     """runs/<train.name>, or runs/<config name>-<next free counter> when no name is given, made now
     (`create`): each of two trainers that start at once makes its own counter's folder, since only
     one mkdir of a name succeeds. A named folder may exist; claim_run (runlock.py) checks it is free."""
     root = Path(cfg.train.runs_dir)
+    if cfg.train.name:
+        check_run_name(cfg.train.name)
     while True:
         if cfg.train.name:
             run = root / cfg.train.name

@@ -266,3 +266,22 @@ def test_a_resume_compares_with_the_best_score_so_far(tiny_data, monkeypatch):
     cfg.train.epochs = 2
     train(cfg, resume=run)
     assert checkpoints.best_checkpoint(run) == best
+
+
+# --- item 6: run names ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--name", "../../escape"], ["--name", "/abs/path"], ["--name", ".."], ["--set", "train.name=../x"]],
+    ids=["up", "absolute", "dot-dot", "set"],
+)
+def test_a_run_name_must_be_one_folder_name(tiny_data, tmp_path, flags):
+    line = one_line_error(invoke("train", "--data", tiny_data.data.dir, "--set", f"train.runs_dir={tmp_path}", *flags))
+    assert "is not a folder name (no '/', '.' or '..')" in line
+    assert not (tmp_path.parent / "escape").exists() and not Path("/abs/path").exists()
+
+
+def test_run_names_with_spaces_and_unicode_are_fine(tmp_path):
+    cfg = tiny_config(tmp_path, name="my run ü")
+    assert rundir.new_run_dir(cfg) == Path(cfg.train.runs_dir) / "my run ü"
