@@ -73,9 +73,14 @@ def new_run_dir(cfg: Config, create: bool = True) -> Path:
 
 
 def check_free(run: Path) -> None:
-    """Refuse a named run folder that is a run already."""
+    """Refuse a named run folder that holds anything but its lock: it is a run, or files of someone's."""
     if (Path(run) / CONFIG_FILE).exists():
         raise UserError(f"run '{run}' already exists; resume it with --resume {run}, or pick another --name")
+    if others := sorted(p.name for p in Path(run).iterdir() if p.name != LOCK_FILE):
+        raise UserError(
+            f"'{run}' holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''} but no {CONFIG_FILE}; "
+            f"resume it with --resume {run} --config FILE (the config it was trained with), or pick another --name"
+        )
 
 
 def save_config(run: Path, cfg: Config) -> None:
@@ -127,8 +132,12 @@ FROZEN_ON_RESUME = (
 
 
 def config_for_resume(run: Path, config_path: str | None, overrides: dict[str, Any], sets: tuple[str, ...]) -> Config:
-    """The run's saved config with this command's flags applied; shape-changing keys must not change."""
-    saved = load_run_config(run)
+    """The run's saved config with this command's flags applied; shape-changing keys must not change.
+    With --config, a run folder that lost its config.yaml resumes too: the file says what it was trained with."""
+    if config_path is not None and Path(run).is_dir() and not (Path(run) / CONFIG_FILE).exists():
+        saved = None
+    else:
+        saved = load_run_config(run)
     if config_path is not None:
         cfg = load_config(config_path, overrides, sets)
     else:
@@ -138,7 +147,7 @@ def config_for_resume(run: Path, config_path: str | None, overrides: dict[str, A
         apply_overrides(cfg, {k: v for k, v in overrides.items() if v is not None}, "command line")
         apply_overrides(cfg, parse_set_options(sets), "--set")
         validate(cfg, "command line")
-    saved_flat, new_flat = flatten(saved.to_dict()), flatten(cfg.to_dict())
+    saved_flat, new_flat = flatten((saved or cfg).to_dict()), flatten(cfg.to_dict())
     for key in FROZEN_ON_RESUME:
         if saved_flat[key] != new_flat[key]:
             raise UserError(

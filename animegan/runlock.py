@@ -95,7 +95,7 @@ def run_lock(run: Path, command: str) -> Iterator[None]:
 @contextmanager
 def claim_run(cfg: Config, resume: Path | None, chief: bool) -> Iterator[Path]:
     """The folder `train` writes into, under the run lock for the block: `resume`, or a new one
-    (rundir.new_run_dir) that must not be a run already. A new folder that never got its
+    (rundir.new_run_dir) that must hold nothing but its lock. A new folder that never got its
     config.yaml (a start that failed early, on bad data say) is removed again. Non-chief workers
     write nothing into the run (their checkpoints go to a scratch folder) and take no lock."""
     if not chief:

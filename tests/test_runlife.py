@@ -285,3 +285,16 @@ def test_a_run_name_must_be_one_folder_name(tiny_data, tmp_path, flags):
 def test_run_names_with_spaces_and_unicode_are_fine(tmp_path):
     cfg = tiny_config(tmp_path, name="my run ü")
     assert rundir.new_run_dir(cfg) == Path(cfg.train.runs_dir) / "my run ü"
+
+
+# --- item 7: a folder without config.yaml is not free (the refusal itself: test_train.py) ------------------
+
+
+def test_a_folder_that_lost_its_config_resumes_with_config(tiny_data, tmp_path):
+    run = train(tiny_data)
+    (run / rundir.CONFIG_FILE).unlink()
+    same = tmp_path / "same.yaml"
+    same.write_text(tiny_data.to_yaml())
+    result = invoke("train", "--resume", run, "--config", same, "--epochs", 2)
+    assert result.exit_code == 0, result.output
+    assert epochs_logged(run) == [1, 2] and rundir.load_run_config(run).model.g_width == 16  # config.yaml is back

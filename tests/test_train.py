@@ -398,7 +398,11 @@ def test_max_minutes_stops_at_the_first_epoch_end_with_a_checkpoint(tiny_data, c
     assert f"train.max_minutes (1e-06) reached after epoch 1; continue with --resume {run}" in capsys.readouterr().err
 
 
-def test_name_of_an_existing_run_is_refused(fake_run, tmp_path):
+@pytest.mark.parametrize("config", [True, False], ids=["a-run", "checkpoints-without-config"])
+def test_name_of_an_existing_folder_is_refused(fake_run, tmp_path, config):
+    """A folder is free only when it holds nothing; one that lost its config.yaml is someone's run too."""
+    if not config:
+        (fake_run / rundir.CONFIG_FILE).unlink()
     before = {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file()}
     result = CliRunner().invoke(
         cli,
@@ -413,10 +417,14 @@ def test_name_of_an_existing_run_is_refused(fake_run, tmp_path):
         ],
     )
     assert result.exit_code == 2, result.output
-    assert (
-        result.stderr
-        == f"error: run '{fake_run}' already exists; resume it with --resume {fake_run}, or pick another --name\n"
-    )
+    if config:
+        expected = f"run '{fake_run}' already exists; resume it with --resume {fake_run}, or pick another --name"
+    else:
+        expected = (
+            f"'{fake_run}' holds checkpoints but no config.yaml; resume it with --resume {fake_run} --config FILE "
+            "(the config it was trained with), or pick another --name"
+        )
+    assert result.stderr == f"error: {expected}\n"
     # Nothing changed but the lock file that was taken to look (empty again: no one holds it).
     assert (fake_run / rundir.LOCK_FILE).read_bytes() == b""
     assert {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file() and p.name != rundir.LOCK_FILE} == before
