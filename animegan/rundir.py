@@ -91,10 +91,22 @@ def save_config(run: Path, cfg: Config) -> None:
 
 
 def load_run_config(run: Path) -> Config:
+    """The run's config.yaml; a missing or damaged one is a one-line error naming it."""
     path = Path(run) / CONFIG_FILE
     if not path.is_file():
         raise UserError(f"'{run}' is not a run directory (no {CONFIG_FILE}); point at a folder under runs/")
-    return config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}"
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = f"unreadable: {getattr(exc, 'strerror', None) or exc}"
+    else:
+        problem = None if isinstance(data, dict) else "empty" if data is None else "not a mapping of config sections"
+    if problem is not None:
+        raise UserError(f"{path} is damaged ({problem}); fix it, or put back the config.yaml the run was trained with")
+    return config_from_dict(data, str(path))
 
 
 def newest_run(runs_dir: Path) -> Path:

@@ -298,3 +298,25 @@ def test_a_folder_that_lost_its_config_resumes_with_config(tiny_data, tmp_path):
     result = invoke("train", "--resume", run, "--config", same, "--epochs", 2)
     assert result.exit_code == 0, result.output
     assert epochs_logged(run) == [1, 2] and rundir.load_run_config(run).model.g_width == 16  # config.yaml is back
+
+
+# --- item 8: a damaged run config ------------------------------------------------------------------------
+
+DAMAGE = {
+    "garbage appended": lambda text: text + "garbage: [\n",
+    "a YAML list": lambda text: "- 1\n- 2\n",
+    "empty": lambda text: "",
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_run_config_is_a_one_line_error_naming_it(fake_run, tmp_path, damage):
+    path = fake_run / rundir.CONFIG_FILE
+    path.write_text(DAMAGE[damage](path.read_text()))
+    for args in (
+        ["sample", "--run", fake_run],
+        ["train", "--resume", fake_run],
+        ["export", fake_run, "--out", tmp_path / "g.keras"],
+        ["evaluate", fake_run, "--real", tmp_path],
+    ):
+        assert f"error: {path} is damaged (" in one_line_error(invoke(*args)), args
