@@ -4,8 +4,10 @@ runs/<name>/checkpoints/ckpt-<step>.index, .data-*     the newest train.keep_che
 runs/<name>/checkpoints/best/best-<step>.*             the best train.eval_metric so far (train.eval_every)
 
 TensorFlow writes a checkpoint's files into "<prefix>_temp/", moves them into place, and only then
-records the checkpoint in its index (the "checkpoint" file). The trainer keeps train.keep_checkpoints
-by the files on disk: the index's own bookkeeping cannot know a checkpoint a kill left unrecorded.
+records the checkpoint in its index (the "checkpoint" file). A kill on the way leaves that folder,
+or files of a checkpoint the index never recorded; the trainer removes both when it starts
+(`remove_unfinished`), and keeps train.keep_checkpoints by the files on disk, since the index's
+own bookkeeping cannot know the unrecorded ones.
 
 A checkpoint holds every field of the TrainState (step.py) under its field name: both networks, the
 EMA generator, both optimizers, the epoch and step counters, the random generator, the augmentation's
@@ -18,7 +20,9 @@ TensorFlow is imported inside the functions: `animegan --help` and the run-findi
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -30,6 +34,8 @@ from animegan.rundir import CONFIG_FILE, load_run_config
 
 PREFIX = "ckpt"
 BEST = "best"
+# TensorFlow's leftovers of a save a kill interrupted: the staging folder, and its index's temp file.
+LEFTOVERS = ("*_temp", "checkpoint.tmp*")
 
 
 def checkpoint_dir(run: Path) -> Path:
@@ -83,8 +89,9 @@ class Checkpoints:
         return prefix
 
     def restore_latest(self, run: Path) -> str:
-        """Restore the newest checkpoint that restores (older ones stand in for damaged ones)."""
-        prefix, _ = restore_newest(run, self._restore)
+        """Restore the newest checkpoint that restores. Damaged newer ones are deleted: training goes
+        on from the older one and saves those steps anew (and they must not count as kept ones)."""
+        prefix, _ = restore_newest(run, self._restore, delete_damaged=True)
         return prefix
 
     def _restore(self, prefix: str):
@@ -164,6 +171,27 @@ def _prefixes(directory: Path, name: str) -> list[str]:
 def _delete(prefix: str) -> None:
     for path in Path(prefix).parent.glob(f"{Path(prefix).name}.*"):
         path.unlink(missing_ok=True)
+
+
+def remove_unfinished(run: Path) -> list[str]:
+    """Delete what saves a kill interrupted left in checkpoints/ and best/ (call holding the run lock):
+    TensorFlow's staging folders and temp files, and checkpoints its index never recorded whose files
+    do not read in full. Returns the names removed. A damaged checkpoint the index did record was
+    whole once: it stays, for restore_newest to skip with a warning."""
+    import tensorflow as tf
+
+    removed = []
+    for directory, name in ((checkpoint_dir(run), PREFIX), (checkpoint_dir(run) / BEST, BEST)):
+        for path in (p for pattern in LEFTOVERS for p in directory.glob(pattern)):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed.append(path.name)
+        state = tf.train.get_checkpoint_state(str(directory)) if directory.is_dir() else None
+        recorded = {Path(p).name for p in state.all_model_checkpoint_paths} if state else set()
+        for prefix in _prefixes(directory, name):
+            if Path(prefix).name not in recorded and checkpoint_damage(prefix) is not None:
+                _delete(prefix)
+                removed.append(Path(prefix).name)
+    return removed
 
 
 def checkpoint_epochs(run: Path) -> dict[int, str]:
@@ -254,14 +282,17 @@ class DamagedCheckpoint(Exception):
         self.prefix, self.reason = prefix, reason
 
 
-def restore_newest(run: Path, restore: Callable[[str], Any], checkpoint: str | None = None) -> tuple[str, Any]:
+def restore_newest(
+    run: Path, restore: Callable[[str], Any], checkpoint: str | None = None, delete_damaged: bool = False
+) -> tuple[str, Any]:
     """Call restore(prefix) on `checkpoint` (an epoch or a path), or by default on the newest
     checkpoint that restores; return the prefix and what restore returned.
 
     Only damaged files (a full disk, a copy cut short) make it fall back to an older checkpoint,
-    with one warning line per checkpoint skipped, which stays where it is. A checkpoint the user
-    named is never swapped for another, and one that reads but does not fit the config is an
-    error at once: the older ones come from the same config.
+    with one warning line per checkpoint skipped, which stays where it is unless `delete_damaged`
+    (the trainer, which saves those steps anew). A checkpoint the user named is never swapped for
+    another, and one that reads but does not fit the config is an error at once: the older ones
+    come from the same config.
     """
     if checkpoint is not None:
         prefix = resolve_checkpoint(run, checkpoint)
@@ -283,9 +314,11 @@ def restore_newest(run: Path, restore: Callable[[str], Any], checkpoint: str | N
             damaged.append(exc)
             continue
         for exc in damaged:
+            if delete_damaged:
+                _delete(exc.prefix)
+            fate = "deleted: training goes on from there" if delete_damaged else "the damaged files are left in place"
             print(
-                f"warning: {exc}; using {Path(prefix).name}, the newest checkpoint that restores "
-                f"(the damaged files are left in place)",
+                f"warning: {exc}; using {Path(prefix).name}, the newest checkpoint that restores ({fate})",
                 file=sys.stderr,
             )
         return prefix, result
@@ -296,27 +329,27 @@ def restore_newest(run: Path, restore: Callable[[str], Any], checkpoint: str | N
     )
 
 
-def _restore(run: Path, prefix: str, restore: Callable[[str], Any]) -> Any:
-    import gc
-    import logging
+class _UnrestoredValues(logging.Filter):
+    """Drops TensorFlow's warnings about checkpoint values a restore left unrestored. It logs them when
+    the objects holding them are deleted, which after a restore that failed is at exit, under the
+    one line that says what failed; and an older checkpoint that restores in its place fills them."""
 
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "unrestored values" not in message and "could not be found in the restored object" not in message
+
+
+def _restore(run: Path, prefix: str, restore: Callable[[str], Any]) -> Any:
     import tensorflow as tf
 
-    # A failed restore makes TensorFlow log warnings about the values it left unrestored, some when
-    # its leftovers are garbage-collected; the line restore_newest prints says what matters.
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
     try:
-        try:
-            return restore(prefix)
-        except (AssertionError, IndexError, ValueError, tf.errors.OpError) as exc:
-            error = _first_line(exc)
-        gc.collect()  # out of the except block, so the traceback no longer holds the leftovers
-        reason = checkpoint_damage(prefix)
-    finally:
-        logger.setLevel(level)
-    if reason is not None:
+        return restore(prefix)
+    except (AssertionError, IndexError, ValueError, tf.errors.OpError) as exc:
+        error = _first_line(exc)
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _UnrestoredValues) for f in logger.filters):
+        logger.addFilter(_UnrestoredValues())
+    if (reason := checkpoint_damage(prefix)) is not None:
         raise DamagedCheckpoint(prefix, reason)
     raise UserError(
         f"checkpoint '{prefix}' does not fit the networks of {Path(run) / CONFIG_FILE} ({error}); "

@@ -23,6 +23,7 @@ from pathlib import Path
 from animegan import rundir
 from animegan.config import Config
 from animegan.errors import UserError
+from animegan.files import remove_temp_files
 
 
 def _describe(holder: dict) -> str:
@@ -104,12 +105,22 @@ def claim_run(cfg: Config, resume: Path | None, chief: bool) -> Iterator[Path]:
     run = Path(resume) if resume is not None else rundir.new_run_dir(cfg)
     with run_lock(run, "train"):
         try:
+            _remove_leftovers(run)  # first: a new run's folder that holds only these is free
             if resume is None:
                 rundir.check_free(run)
             yield run
         finally:
             if resume is None and not (run / rundir.CONFIG_FILE).exists():
                 _remove_if_only_the_lock(run)
+
+
+def _remove_leftovers(run: Path) -> None:
+    """What writes a kill interrupted left behind: atomic_path's temp files, unfinished checkpoints."""
+    from animegan.checkpoints import remove_unfinished
+
+    removed = [*remove_temp_files(run), *remove_temp_files(rundir.samples_dir(run)), *remove_unfinished(run)]
+    if removed:
+        print(f"note: removed what interrupted writes left in {run}: {', '.join(removed)}", file=sys.stderr)
 
 
 def _remove_if_only_the_lock(run: Path) -> None:

@@ -24,6 +24,7 @@ from animegan.data import epoch_dataset, load_images
 from animegan.distribute import choose_precision, choose_strategy, choose_xla, describe_device, is_chief, setup_devices
 from animegan.ema import standing_batchnorm_stats
 from animegan.errors import UserError
+from animegan.files import atomic_path
 from animegan.images import make_grid, to_uint8, write_png
 from animegan.step import TrainState, build_state, make_train_step
 
@@ -158,7 +159,8 @@ def train_run(cfg, state, strategy, saver, run, chief, precision, xla, gpus) -> 
             "batch_size": global_batch,
             "steps_per_epoch": steps_per_epoch,
         }
-        (run / "runtime.json").write_text(json.dumps(runtime, indent=2) + "\n", encoding="utf-8")
+        with atomic_path(run / "runtime.json") as tmp:
+            tmp.write_text(json.dumps(runtime, indent=2) + "\n", encoding="utf-8")
     log(
         f"run {run}: {len(images)} images, batch {global_batch}, {steps_per_epoch} steps/epoch, "
         f"{precision}, XLA {'on' if xla else 'off'}, "

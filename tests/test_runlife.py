@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
-from helpers import tiny_config, write_blob_faces
+from helpers import damage_checkpoint, tiny_config, write_blob_faces
 
 from animegan import checkpoints, metricslog, rundir
 from animegan.cli import cli
@@ -320,3 +320,62 @@ def test_a_damaged_run_config_is_a_one_line_error_naming_it(fake_run, tmp_path, 
         ["evaluate", fake_run, "--real", tmp_path],
     ):
         assert f"error: {path} is damaged (" in one_line_error(invoke(*args)), args
+
+
+# --- item 9: leftovers of interrupted writes ---------------------------------------------------------------
+
+
+def test_leftovers_of_interrupted_writes_are_removed_on_resume(tiny_data, capsys):
+    cfg = tiny_data
+    cfg.train.epochs = 2
+    run = train(cfg)
+    folder = checkpoints.checkpoint_dir(run)
+    (folder / "ckpt-99_temp").mkdir()
+    (folder / "ckpt-99_temp" / "part-00000-of-00001.index").write_bytes(b"abc")
+    (run / ".metrics.x1y2.jsonl.tmp").write_text("{")
+    # A kill while a save moved its files into place: files the index never recorded, cut short.
+    for suffix in (".index", ".data-00000-of-00001"):
+        (folder / f"ckpt-15{suffix}").write_bytes((folder / f"ckpt-10{suffix}").read_bytes())
+    damage_checkpoint(folder / "ckpt-15")
+    capsys.readouterr()
+    cfg.train.epochs = 3
+    train(cfg, resume=run)
+    err = capsys.readouterr().err
+    assert "warning" not in err
+    assert f"note: removed what interrupted writes left in {run}: " in err
+    for name in (".metrics.x1y2.jsonl.tmp", "ckpt-99_temp", "ckpt-15"):
+        assert name in err
+    assert not list(run.rglob("*_temp")) and not list(run.glob(".*.tmp"))
+    assert f"resumed {folder}/ckpt-10 (epoch 2, step 10)" in err
+    assert epochs_logged(run) == [1, 2, 3]
+
+
+def test_a_run_whose_only_checkpoint_was_cut_short_by_a_kill_starts_afresh(tiny_data, monkeypatch):
+    cfg = tiny_data
+    kill_at_save(monkeypatch, at=1, after=True)
+    with pytest.raises(Killed):
+        train(cfg)
+    run = Path(cfg.train.runs_dir) / "tiny-001"
+    (checkpoints.checkpoint_dir(run) / "checkpoint").unlink()  # the index was never written...
+    damage_checkpoint(checkpoints.resolve_checkpoint(run), "index garbled")  # ...and the index file cut short
+    monkeypatch.undo()
+    result = invoke("train", "--resume", run, "--epochs", 1)
+    assert result.exit_code == 0, result.output
+    assert "ckpt-5" in result.stderr and "starting it afresh" in result.stderr
+    assert epochs_logged(run) == [1] and sorted(checkpoints.checkpoint_epochs(run)) == [1]
+
+
+def test_a_resume_whose_config_does_not_fit_prints_one_line_and_no_tensorflow_warnings(tiny_data, tmp_path):
+    run = train(tiny_data)
+    wider = tmp_path / "wider.yaml"
+    wider.write_text(tiny_data.to_yaml().replace("g_width: 16", "g_width: 32"))
+    (run / rundir.CONFIG_FILE).unlink()  # else the shape check on resume refuses it first
+    # A subprocess: TensorFlow warns about the values left unrestored when the process exits.
+    proc = subprocess.run(
+        [sys.executable, "-m", "animegan", "train", "--resume", str(run), "--config", str(wider), "--epochs", "2"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: checkpoint '{checkpoints.checkpoint_dir(run)}/ckpt-5' does not fit")

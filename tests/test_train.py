@@ -449,6 +449,8 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(tiny_data, capsys):
         f"checkpoint '{checkpoints.checkpoint_dir(run)}/ckpt-15' is damaged" in warnings[0]
         and "using ckpt-10" in warnings[0]
     )
+    # Not "left in place": the resume saves epoch 3 anew under that name, and says so.
+    assert warnings[0].endswith("(deleted: training goes on from there)")
     assert f"resumed {checkpoints.checkpoint_dir(run)}/ckpt-10 (epoch 2, step 10)" in err
     # Epoch 3's line went with its checkpoint; epoch 3 was trained again, once.
     assert [(r["epoch"], r["step"]) for r in metricslog.read_metrics(run)] == [(1, 5), (2, 10), (3, 15), (4, 20)]
