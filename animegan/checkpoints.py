@@ -3,6 +3,12 @@
 runs/<name>/checkpoints/ckpt-<step>.index, .data-*     the newest train.keep_checkpoints, by optimizer step
 runs/<name>/checkpoints/best/best-<step>.*             the best train.eval_metric so far (train.eval_every)
 
+TensorFlow writes a checkpoint's files into "<prefix>_temp/", moves them into place, and only then
+records the checkpoint in its index (the "checkpoint" file). A kill on the way leaves that folder,
+or files of a checkpoint the index never recorded; the trainer removes both when it starts
+(`remove_unfinished`), and keeps train.keep_checkpoints by the files on disk, since the index's
+own bookkeeping cannot know the unrecorded ones.
+
 A checkpoint holds every field of the TrainState (step.py) under its field name: both networks, the
 EMA generator, both optimizers, the epoch and step counters, the random generator, the augmentation's
 p, the sample grid's noise and dropout's seeds; restoring it continues a run exactly. `sample`,
@@ -14,7 +20,9 @@ TensorFlow is imported inside the functions: `animegan --help` and the run-findi
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -26,19 +34,19 @@ from animegan.rundir import CONFIG_FILE, load_run_config
 
 PREFIX = "ckpt"
 BEST = "best"
-# A checkpoint's own files; TensorFlow's "<prefix>_temp" staging folders of an unfinished save are not one.
-CHECKPOINT_FILE = re.compile(rf"{PREFIX}-(\d+)\.(?:index|data-\d+-of-\d+)")
+# TensorFlow's leftovers of a save a kill interrupted: the staging folder, and its index's temp file.
+LEFTOVERS = ("*_temp", "checkpoint.tmp*")
 
 
 def checkpoint_dir(run: Path) -> Path:
     return Path(run) / "checkpoints"
 
 
-def state_checkpoint(state, without: tuple[str, ...] = ()):
-    """A tf.train.Checkpoint of every field of `state` (a step.TrainState) but those `without`."""
+def state_checkpoint(state, without: tuple[str, ...] = (), **extra):
+    """A tf.train.Checkpoint of every field of `state` (a step.TrainState) but those `without`, and `extra`."""
     import tensorflow as tf
 
-    return tf.train.Checkpoint(**{k: v for k, v in state.__dict__.items() if k not in without})
+    return tf.train.Checkpoint(**{k: v for k, v in state.__dict__.items() if k not in without}, **extra)
 
 
 def _manager(checkpoint, directory: Path | str, name: str, keep: int | None):
@@ -56,7 +64,7 @@ class Checkpoints:
     then updates the index, so a kill during a save leaves the previous checkpoint intact."""
 
     def __init__(self, state, run: Path, keep: int, chief: bool):
-        self.state, self.checkpoint = state, state_checkpoint(state)
+        self.state, self.checkpoint, self.keep = state, state_checkpoint(state), keep
         if chief:
             directory = checkpoint_dir(run)
         else:
@@ -68,16 +76,22 @@ class Checkpoints:
         import tensorflow as tf
 
         try:
-            return self.manager.save(checkpoint_number=step)
+            prefix = self.manager.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as exc:
             raise UserError(
                 f"cannot write a checkpoint in '{self.manager.directory}' ({getattr(exc, 'message', exc)}); "
                 f"free some disk space, then resume from the last good one with --resume"
             ) from None
+        # The manager deletes only what its index lists: not a checkpoint whose save a kill cut off
+        # after its files were in place, which a resume restores (the newest on disk) all the same.
+        for old in _prefixes(Path(self.manager.directory), PREFIX)[self.keep :]:
+            _delete(old)
+        return prefix
 
     def restore_latest(self, run: Path) -> str:
-        """Restore the newest checkpoint that restores (older ones stand in for damaged ones)."""
-        prefix, _ = restore_newest(run, self._restore)
+        """Restore the newest checkpoint that restores. Damaged newer ones are deleted: training goes
+        on from the older one and saves those steps anew (and they must not count as kept ones)."""
+        prefix, _ = restore_newest(run, self._restore, delete_damaged=True)
         return prefix
 
     def _restore(self, prefix: str):
@@ -90,21 +104,30 @@ class Checkpoints:
 
 
 class BestCheckpoint:
-    """Keeps the checkpoint with the lowest score so far in checkpoints/best/ (one; lower is better for
-    every metric train.eval_metric may name). The best is remembered for this process only."""
+    """Keeps the checkpoint with the lowest `metric` so far in checkpoints/best/ (one; lower is better
+    for every metric train.eval_metric may name). The score is saved in that checkpoint, as
+    best_<metric>, so that a resumed run goes on comparing with it."""
 
-    def __init__(self, run: Path):
-        self.directory = checkpoint_dir(run) / BEST
+    def __init__(self, run: Path, metric: str):
+        import tensorflow as tf
+
+        self.directory, self.key = checkpoint_dir(run) / BEST, f"best_{metric}"
         self.value = float("inf")
+        if (prefix := best_checkpoint(run)) is not None:
+            try:
+                self.value = read_value(prefix, self.key)
+            except (IndexError, ValueError, tf.errors.OpError):  # no score of this metric (another one, an
+                pass  # older run), or a damaged best checkpoint: the next evaluation replaces it
 
     def offer(self, state, value: float) -> str | None:
         """Save `state` if `value` beats the best so far; returns the new checkpoint's prefix, else None."""
+        import tensorflow as tf
+
         if not value < self.value:
             return None
         self.value = value
-        return _manager(state_checkpoint(state), self.directory, BEST, keep=1).save(
-            checkpoint_number=int(state.step.numpy())
-        )
+        checkpoint = state_checkpoint(state, **{self.key: tf.Variable(value, dtype=tf.float64, trainable=False)})
+        return _manager(checkpoint, self.directory, BEST, keep=1).save(checkpoint_number=int(state.step.numpy()))
 
 
 def best_checkpoint(run: Path) -> str | None:
@@ -135,10 +158,40 @@ def latest_checkpoint(run: Path) -> str | None:
 def checkpoint_prefixes(run: Path) -> list[str]:
     """Every checkpoint of the run, newest (highest step) first, found by its files rather than by
     TensorFlow's index of them (one more file that can be damaged); one that lost its .index counts."""
-    steps = {
-        int(m.group(1)) for p in checkpoint_dir(run).glob(f"{PREFIX}-*") if (m := CHECKPOINT_FILE.fullmatch(p.name))
-    }
-    return [str(checkpoint_dir(run) / f"{PREFIX}-{step}") for step in sorted(steps, reverse=True)]
+    return _prefixes(checkpoint_dir(run), PREFIX)
+
+
+def _prefixes(directory: Path, name: str) -> list[str]:
+    # A checkpoint's own files; the "<prefix>_temp" staging folders of an unfinished save are not one.
+    pattern = re.compile(rf"{name}-(\d+)\.(?:index|data-\d+-of-\d+)")
+    steps = {int(m.group(1)) for p in directory.glob(f"{name}-*") if (m := pattern.fullmatch(p.name))}
+    return [str(directory / f"{name}-{step}") for step in sorted(steps, reverse=True)]
+
+
+def _delete(prefix: str) -> None:
+    for path in Path(prefix).parent.glob(f"{Path(prefix).name}.*"):
+        path.unlink(missing_ok=True)
+
+
+def remove_unfinished(run: Path) -> list[str]:
+    """Delete what saves a kill interrupted left in checkpoints/ and best/ (call holding the run lock):
+    TensorFlow's staging folders and temp files, and checkpoints its index never recorded whose files
+    do not read in full. Returns the names removed. A damaged checkpoint the index did record was
+    whole once: it stays, for restore_newest to skip with a warning."""
+    import tensorflow as tf
+
+    removed = []
+    for directory, name in ((checkpoint_dir(run), PREFIX), (checkpoint_dir(run) / BEST, BEST)):
+        for path in (p for pattern in LEFTOVERS for p in directory.glob(pattern)):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed.append(path.name)
+        state = tf.train.get_checkpoint_state(str(directory)) if directory.is_dir() else None
+        recorded = {Path(p).name for p in state.all_model_checkpoint_paths} if state else set()
+        for prefix in _prefixes(directory, name):
+            if Path(prefix).name not in recorded and checkpoint_damage(prefix) is not None:
+                _delete(prefix)
+                removed.append(Path(prefix).name)
+    return removed
 
 
 def checkpoint_epochs(run: Path) -> dict[int, str]:
@@ -180,11 +233,16 @@ def _no_checkpoint_yet(run: Path) -> UserError:
     return UserError(f"run '{run}' has no checkpoint yet; train it (or resume it) for at least one epoch")
 
 
-def read_counter(prefix: str, name: str) -> int:
-    """The checkpoint's `epoch` or `step`, read without building any network."""
+def read_value(prefix: str, name: str):
+    """A variable of the checkpoint (`epoch`, `step`, a best score), read without building any network."""
     import tensorflow as tf
 
-    return int(tf.train.load_checkpoint(prefix).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE"))
+    return tf.train.load_checkpoint(prefix).get_tensor(f"{name}/.ATTRIBUTES/VARIABLE_VALUE").item()
+
+
+def read_counter(prefix: str, name: str) -> int:
+    """The checkpoint's `epoch` or `step`."""
+    return int(read_value(prefix, name))
 
 
 def checkpoint_epoch(prefix: str) -> int:
@@ -224,14 +282,17 @@ class DamagedCheckpoint(Exception):
         self.prefix, self.reason = prefix, reason
 
 
-def restore_newest(run: Path, restore: Callable[[str], Any], checkpoint: str | None = None) -> tuple[str, Any]:
+def restore_newest(
+    run: Path, restore: Callable[[str], Any], checkpoint: str | None = None, delete_damaged: bool = False
+) -> tuple[str, Any]:
     """Call restore(prefix) on `checkpoint` (an epoch or a path), or by default on the newest
     checkpoint that restores; return the prefix and what restore returned.
 
     Only damaged files (a full disk, a copy cut short) make it fall back to an older checkpoint,
-    with one warning line per checkpoint skipped, which stays where it is. A checkpoint the user
-    named is never swapped for another, and one that reads but does not fit the config is an
-    error at once: the older ones come from the same config.
+    with one warning line per checkpoint skipped, which stays where it is unless `delete_damaged`
+    (the trainer, which saves those steps anew). A checkpoint the user named is never swapped for
+    another, and one that reads but does not fit the config is an error at once: the older ones
+    come from the same config.
     """
     if checkpoint is not None:
         prefix = resolve_checkpoint(run, checkpoint)
@@ -253,9 +314,11 @@ def restore_newest(run: Path, restore: Callable[[str], Any], checkpoint: str | N
             damaged.append(exc)
             continue
         for exc in damaged:
+            if delete_damaged:
+                _delete(exc.prefix)
+            fate = "deleted: training goes on from there" if delete_damaged else "the damaged files are left in place"
             print(
-                f"warning: {exc}; using {Path(prefix).name}, the newest checkpoint that restores "
-                f"(the damaged files are left in place)",
+                f"warning: {exc}; using {Path(prefix).name}, the newest checkpoint that restores ({fate})",
                 file=sys.stderr,
             )
         return prefix, result
@@ -266,27 +329,27 @@ def restore_newest(run: Path, restore: Callable[[str], Any], checkpoint: str | N
     )
 
 
-def _restore(run: Path, prefix: str, restore: Callable[[str], Any]) -> Any:
-    import gc
-    import logging
+class _UnrestoredValues(logging.Filter):
+    """Drops TensorFlow's warnings about checkpoint values a restore left unrestored. It logs them when
+    the objects holding them are deleted, which after a restore that failed is at exit, under the
+    one line that says what failed; and an older checkpoint that restores in its place fills them."""
 
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "unrestored values" not in message and "could not be found in the restored object" not in message
+
+
+def _restore(run: Path, prefix: str, restore: Callable[[str], Any]) -> Any:
     import tensorflow as tf
 
-    # A failed restore makes TensorFlow log warnings about the values it left unrestored, some when
-    # its leftovers are garbage-collected; the line restore_newest prints says what matters.
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
     try:
-        try:
-            return restore(prefix)
-        except (AssertionError, IndexError, ValueError, tf.errors.OpError) as exc:
-            error = _first_line(exc)
-        gc.collect()  # out of the except block, so the traceback no longer holds the leftovers
-        reason = checkpoint_damage(prefix)
-    finally:
-        logger.setLevel(level)
-    if reason is not None:
+        return restore(prefix)
+    except (AssertionError, IndexError, ValueError, tf.errors.OpError) as exc:
+        error = _first_line(exc)
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _UnrestoredValues) for f in logger.filters):
+        logger.addFilter(_UnrestoredValues())
+    if (reason := checkpoint_damage(prefix)) is not None:
         raise DamagedCheckpoint(prefix, reason)
     raise UserError(
         f"checkpoint '{prefix}' does not fit the networks of {Path(run) / CONFIG_FILE} ({error}); "

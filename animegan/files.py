@@ -36,3 +36,13 @@ def atomic_path(path: Path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_temp_files(folder: Path) -> list[str]:
+    """Delete the temp files that atomic_path leaves in `folder` when its process is killed mid-write;
+    returns their names. Call only where no one else is writing (a run's lock held)."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
+        removed.append(path.name)
+    return removed

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from PIL import Image
 
-from animegan import rundir
+from animegan import metricslog, rundir
 from animegan.errors import UserError
 from animegan.files import atomic_path
 from animegan.images import write_gif
@@ -213,7 +213,7 @@ def write_plots(run: Path, records: list[dict]) -> list[Path]:
 def plot_run(run_dir: Path | None, runs_dir: Path) -> list[Path]:
     """`animegan plot`: redraw a run's plots from its metrics.jsonl (the newest run without run_dir)."""
     run = rundir.find_run(run_dir, runs_dir)
-    records = rundir.read_metrics(run)
+    records = metricslog.read_metrics(run)
     if not records:
         raise UserError(f"'{run}' has no {rundir.metrics_path(run).name} records yet; train it for an epoch first")
     return write_plots(run, records)
@@ -242,12 +242,12 @@ class RunLog:
         self.writer = tf.summary.create_file_writer(str(self.run / "tensorboard"))
         # The plots' history: read once (a resumed run continues its curves, and earlier
         # `animegan evaluate` results stay on quality.png), then kept in memory.
-        self.history = rundir.read_metrics(self.run)
+        self.history = metricslog.read_metrics(self.run)
 
     def epoch(self, record: dict, grid: np.ndarray | None) -> None:
         import tensorflow as tf
 
-        rundir.append_metrics(self.run, record)
+        metricslog.append_metrics(self.run, record)
         with self.writer.as_default(step=record["step"]):
             for key, value in record.items():
                 if key not in ("epoch", "step") and isinstance(value, (int, float)):

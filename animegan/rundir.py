@@ -1,9 +1,10 @@
-"""Where things live in a run directory, how to find a run again, its config and its metrics log.
+"""Where things live in a run directory, how a new run gets its folder, how to find a run again, and its config.
 
 runs/<name>/config.yaml         the resolved config the run trains with
+runs/<name>/lock                who writes into the run now (runlock.py)
 runs/<name>/checkpoints/        the run's checkpoints: checkpoints.py alone knows their layout
 runs/<name>/samples/            epoch_0001.png ... (EMA generator on fixed noise)
-runs/<name>/metrics.jsonl       one JSON line per epoch (and per evaluation)
+runs/<name>/metrics.jsonl       one JSON line per epoch (and per evaluation): metricslog.py
 runs/<name>/losses.png          training curves: losses, R1, D outputs, augmentation (monitor.py)
 runs/<name>/quality.png         metric curves, once metrics.jsonl holds evaluations
 runs/<name>/progress.gif        the epoch grids as an animation
@@ -12,7 +13,6 @@ runs/<name>/tensorboard/        TensorBoard event files
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from animegan.config import Config, config_from_dict, flatten, load_config
 from animegan.errors import UserError
 
 CONFIG_FILE = "config.yaml"
+LOCK_FILE = "lock"
 
 
 def samples_dir(run: Path) -> Path:
@@ -33,20 +34,53 @@ def metrics_path(run: Path) -> Path:
     return Path(run) / "metrics.jsonl"
 
 
-def new_run_dir(cfg: Config, must_be_new: bool = True) -> Path:
-    """runs/<train.name>, or runs/<config name>-<next free counter> when no name is given."""
+def check_run_name(name: str) -> None:
+    """A run name is one folder under runs_dir: never a path that leads elsewhere."""
+    if name in (".", "..") or "\0" in name or Path(name).name != name:
+        raise UserError(
+            f"train.name '{name}' is not a folder name (no '/', '.' or '..'); give a plain name such as --name my-run"
+        )
+
+
+def new_run_dir(cfg: Config, create: bool = True) -> Path:
+    """runs/<train.name>, or runs/<config name>-<next free counter> when no name is given, made now
+    (`create`): each of two trainers that start at once makes its own counter's folder, since only
+    one mkdir of a name succeeds. A named folder may exist; claim_run (runlock.py) checks it is free."""
     root = Path(cfg.train.runs_dir)
     if cfg.train.name:
-        run = root / cfg.train.name
-        if must_be_new and (run / CONFIG_FILE).exists():
-            raise UserError(f"run '{run}' already exists; resume it with --resume {run}, or pick another --name")
-        return run
-    taken = [
-        int(m.group(1))
-        for p in root.glob(f"{cfg.name}-*")
-        if (m := re.fullmatch(rf"{re.escape(cfg.name)}-(\d+)", p.name))
-    ]
-    return root / f"{cfg.name}-{max(taken, default=0) + 1:03d}"
+        check_run_name(cfg.train.name)
+    while True:
+        if cfg.train.name:
+            run = root / cfg.train.name
+        else:
+            taken = [
+                int(m.group(1))
+                for p in root.glob(f"{cfg.name}-*")
+                if (m := re.fullmatch(rf"{re.escape(cfg.name)}-(\d+)", p.name))
+            ]
+            run = root / f"{cfg.name}-{max(taken, default=0) + 1:03d}"
+        if not create:
+            return run
+        try:
+            run.mkdir(parents=True, exist_ok=bool(cfg.train.name))
+            return run
+        except FileExistsError:
+            if cfg.train.name:  # a file of that name
+                raise UserError(f"'{run}' is a file, not a run folder; pick another --name") from None
+            # Another trainer took this counter between the glob and the mkdir: count again.
+        except OSError as exc:
+            raise UserError(f"cannot write '{run}': {exc.strerror}; choose a writable train.runs_dir") from None
+
+
+def check_free(run: Path) -> None:
+    """Refuse a named run folder that holds anything but its lock: it is a run, or files of someone's."""
+    if (Path(run) / CONFIG_FILE).exists():
+        raise UserError(f"run '{run}' already exists; resume it with --resume {run}, or pick another --name")
+    if others := sorted(p.name for p in Path(run).iterdir() if p.name != LOCK_FILE):
+        raise UserError(
+            f"'{run}' holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''} but no {CONFIG_FILE}; "
+            f"resume it with --resume {run} --config FILE (the config it was trained with), or pick another --name"
+        )
 
 
 def save_config(run: Path, cfg: Config) -> None:
@@ -57,10 +91,22 @@ def save_config(run: Path, cfg: Config) -> None:
 
 
 def load_run_config(run: Path) -> Config:
+    """The run's config.yaml; a missing or damaged one is a one-line error naming it."""
     path = Path(run) / CONFIG_FILE
     if not path.is_file():
         raise UserError(f"'{run}' is not a run directory (no {CONFIG_FILE}); point at a folder under runs/")
-    return config_from_dict(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}"
+    except (OSError, UnicodeDecodeError) as exc:
+        problem = f"unreadable: {getattr(exc, 'strerror', None) or exc}"
+    else:
+        problem = None if isinstance(data, dict) else "empty" if data is None else "not a mapping of config sections"
+    if problem is not None:
+        raise UserError(f"{path} is damaged ({problem}); fix it, or put back the config.yaml the run was trained with")
+    return config_from_dict(data, str(path))
 
 
 def newest_run(runs_dir: Path) -> Path:
@@ -77,40 +123,6 @@ def find_run(run: Path | None, runs_dir: Path) -> Path:
     if not Path(run).is_dir():
         raise UserError(f"run directory '{run}' does not exist; list your runs with `ls {runs_dir}`")
     return Path(run)
-
-
-def append_metrics(run: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line; a line is written whole or not at all (one write call, then flush)."""
-    with open(metrics_path(run), "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def drop_metrics_after(run: Path, epoch: int) -> int:
-    """Remove the per-epoch training lines past `epoch` (a resume from an older checkpoint trains
-    those epochs again and writes them anew); evaluation lines stay. Returns how many went."""
-    path = metrics_path(run)
-    if not path.is_file():
-        return 0
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-
-    def superseded(line: str) -> bool:
-        record = json.loads(line)
-        return "event" not in record and record.get("epoch", 0) > epoch
-
-    kept = [line for line in lines if not (line.strip() and superseded(line))]
-    if len(kept) < len(lines):
-        from animegan.files import atomic_path
-
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(kept), encoding="utf-8")
-    return len(lines) - len(kept)
-
-
-def read_metrics(run: Path) -> list[dict[str, Any]]:
-    path = metrics_path(run)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 # Keys that change the networks' variables (or the data's shape): a checkpoint of one value cannot
@@ -132,8 +144,12 @@ FROZEN_ON_RESUME = (
 
 
 def config_for_resume(run: Path, config_path: str | None, overrides: dict[str, Any], sets: tuple[str, ...]) -> Config:
-    """The run's saved config with this command's flags applied; shape-changing keys must not change."""
-    saved = load_run_config(run)
+    """The run's saved config with this command's flags applied; shape-changing keys must not change.
+    With --config, a run folder that lost its config.yaml resumes too: the file says what it was trained with."""
+    if config_path is not None and Path(run).is_dir() and not (Path(run) / CONFIG_FILE).exists():
+        saved = None
+    else:
+        saved = load_run_config(run)
     if config_path is not None:
         cfg = load_config(config_path, overrides, sets)
     else:
@@ -143,7 +159,7 @@ def config_for_resume(run: Path, config_path: str | None, overrides: dict[str, A
         apply_overrides(cfg, {k: v for k, v in overrides.items() if v is not None}, "command line")
         apply_overrides(cfg, parse_set_options(sets), "--set")
         validate(cfg, "command line")
-    saved_flat, new_flat = flatten(saved.to_dict()), flatten(cfg.to_dict())
+    saved_flat, new_flat = flatten((saved or cfg).to_dict()), flatten(cfg.to_dict())
     for key in FROZEN_ON_RESUME:
         if saved_flat[key] != new_flat[key]:
             raise UserError(

@@ -17,13 +17,14 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from animegan import __version__, checkpoints, rundir
+from animegan import __version__, checkpoints, metricslog, rundir, runlock
 from animegan.augment import small_data_note
 from animegan.config import Config
 from animegan.data import epoch_dataset, load_images
 from animegan.distribute import choose_precision, choose_strategy, choose_xla, describe_device, is_chief, setup_devices
 from animegan.ema import standing_batchnorm_stats
 from animegan.errors import UserError
+from animegan.files import atomic_path
 from animegan.images import make_grid, to_uint8, write_png
 from animegan.step import TrainState, build_state, make_train_step
 
@@ -96,83 +97,88 @@ def train(cfg: Config, resume: Path | None = None) -> Path:
     xla = choose_xla(cfg.train.xla, gpus)
     strategy = choose_strategy(cfg.train.strategy)
     chief = is_chief(strategy.cluster_resolver)
-    # Only the chief insists on a new run folder: on a shared disk it may already have written it.
-    run = Path(resume) if resume is not None else rundir.new_run_dir(cfg, must_be_new=chief)
-
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        with strategy.scope():
-            state = build_state(cfg, precision)
-        saver = checkpoints.Checkpoints(state, run, cfg.train.keep_checkpoints, chief)
-        if resume is not None:
-            restored = saver.restore_latest(run)
-            done = int(state.epoch.numpy())
-            log(f"resumed {restored} (epoch {done}, step {int(state.step.numpy())})")
-            if done >= cfg.train.epochs:
-                log(
-                    f"run {run} already has {done} epochs and --epochs ({cfg.train.epochs}) is the total to reach, "
-                    f"not a number to add; to train more: "
-                    f"animegan train --resume {run} --epochs {done + max(10, done // 2)}"
-                )
+        with runlock.claim_run(cfg, resume, chief) as run:
+            with strategy.scope():
+                state = build_state(cfg, precision)
+            saver = checkpoints.Checkpoints(state, run, cfg.train.keep_checkpoints, chief)
+            if resume is not None and not restore_run(cfg, saver, run, chief):
                 return run
-            if chief and (dropped := rundir.drop_metrics_after(run, done)):
-                log(
-                    f"dropped {dropped} line(s) past epoch {done} from {rundir.metrics_path(run)}: "
-                    "those epochs are trained again"
-                )
-        images = load_images(
-            Path(cfg.data.dir),
-            cfg.data.size,
-            cfg.data.channels,
-            cfg.data.limit,
-            show_progress=chief,
-            cache_dir=cfg.data.cache_dir,
-        )
-        if chief:
-            log(
-                f"image cache: {images.filename} ({images.nbytes / 1e9:.2f} GB, memory-mapped; safe to delete, "
-                "rebuilt when needed; data.cache_dir puts it elsewhere)"
-            )
-        global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
-        steps_per_epoch = len(images) // global_batch
-        if chief and (note := small_data_note(cfg.train, len(images), global_batch)):
-            log(note)
-        if chief:
-            rundir.save_config(run, cfg)
-            runtime = {
-                "animegan": __version__,
-                "tensorflow": tf.__version__,
-                "precision": precision,
-                "xla": xla,
-                "replicas": strategy.num_replicas_in_sync,
-                "device": describe_device(gpus),
-                "images": len(images),
-                "batch_size": global_batch,
-                "steps_per_epoch": steps_per_epoch,
-            }
-            (run / "runtime.json").write_text(json.dumps(runtime, indent=2) + "\n", encoding="utf-8")
-        log(
-            f"run {run}: {len(images)} images, batch {global_batch}, {steps_per_epoch} steps/epoch, "
-            f"{precision}, XLA {'on' if xla else 'off'}, "
-            f"{strategy.num_replicas_in_sync} replica(s) on {describe_device(gpus)}"
-        )
-        train_step = make_train_step(cfg, state, strategy, global_batch, xla)
-        loop = EpochLoop(cfg, state, strategy, train_step, saver, run, chief, images, global_batch, steps_per_epoch)
-        with GracefulStop() as stop:
-            try:
-                loop.run(stop)
-            except tf.errors.UnavailableError:
-                if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-                    raise
-                # A worker that stops (crash, kill, lost machine) aborts the collective ops of all the others.
-                raise UserError(
-                    f"another worker stopped, so this one cannot go on; see that worker's output, then start "
-                    f"every worker again with: animegan train --resume {run}"
-                ) from None
+            train_run(cfg, state, strategy, saver, run, chief, precision, xla, gpus)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     return run
+
+
+def restore_run(cfg: Config, saver: checkpoints.Checkpoints, run: Path, chief: bool) -> bool:
+    """Restore the newest checkpoint into the state, or leave it new when the run was stopped before
+    its first checkpoint; tidy the metrics log to match. False when the run has its epochs already."""
+    done = 0
+    if not checkpoints.checkpoint_prefixes(run):
+        log(f"note: run {run} has no checkpoint yet (it stopped before its first epoch ended); starting it afresh")
+    else:
+        restored = saver.restore_latest(run)
+        done = int(saver.state.epoch.numpy())
+        log(f"resumed {restored} (epoch {done}, step {int(saver.state.step.numpy())})")
+        if done >= cfg.train.epochs:
+            log(
+                f"run {run} already has {done} epochs and --epochs ({cfg.train.epochs}) is the total to reach, "
+                f"not a number to add; to train more: "
+                f"animegan train --resume {run} --epochs {done + max(10, done // 2)}"
+            )
+            return False
+    if chief and (dropped := metricslog.tidy_metrics(run, done)):
+        log(f"dropped {dropped} {rundir.metrics_path(run)} line(s) past epoch {done}: those epochs are trained again")
+    return True
+
+
+def train_run(cfg, state, strategy, saver, run, chief, precision, xla, gpus) -> None:
+    """Load the data, write the run's config and runtime facts, and run the epochs."""
+    data = cfg.data
+    images = load_images(Path(data.dir), data.size, data.channels, data.limit, chief, cache_dir=data.cache_dir)
+    global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
+    steps_per_epoch = len(images) // global_batch
+    if chief:
+        log(
+            f"image cache: {images.filename} ({images.nbytes / 1e9:.2f} GB, memory-mapped; safe to delete, "
+            "rebuilt when needed; data.cache_dir puts it elsewhere)"
+        )
+        if note := small_data_note(cfg.train, len(images), global_batch):
+            log(note)
+        rundir.save_config(run, cfg)
+        runtime = {
+            "animegan": __version__,
+            "tensorflow": tf.__version__,
+            "precision": precision,
+            "xla": xla,
+            "replicas": strategy.num_replicas_in_sync,
+            "device": describe_device(gpus),
+            "images": len(images),
+            "batch_size": global_batch,
+            "steps_per_epoch": steps_per_epoch,
+        }
+        with atomic_path(run / "runtime.json") as tmp:
+            tmp.write_text(json.dumps(runtime, indent=2) + "\n", encoding="utf-8")
+    log(
+        f"run {run}: {len(images)} images, batch {global_batch}, {steps_per_epoch} steps/epoch, "
+        f"{precision}, XLA {'on' if xla else 'off'}, "
+        f"{strategy.num_replicas_in_sync} replica(s) on {describe_device(gpus)}"
+    )
+    train_step = make_train_step(cfg, state, strategy, global_batch, xla)
+    loop = EpochLoop(cfg, state, strategy, train_step, saver, run, chief, images, global_batch, steps_per_epoch)
+    with GracefulStop() as stop:
+        try:
+            loop.run(stop)
+        except tf.errors.UnavailableError:
+            if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+                raise
+            # A worker that stops (crash, kill, lost machine) aborts the collective ops of all the others.
+            raise UserError(
+                f"another worker stopped, so this one cannot go on; see that worker's output, then start "
+                f"every worker again with: animegan train --resume {run}"
+            ) from None
 
 
 class EpochLoop:
@@ -187,7 +193,7 @@ class EpochLoop:
         if chief and cfg.train.eval_every:
             from animegan.metrics import Evaluator
 
-            self.evaluator, self.best = Evaluator(cfg, images), checkpoints.BestCheckpoint(run)
+            self.evaluator, self.best = Evaluator(cfg, images), checkpoints.BestCheckpoint(run, cfg.train.eval_metric)
 
     def run(self, stop: GracefulStop) -> None:
         from animegan.monitor import RunLog, write_progress_gif
@@ -291,7 +297,9 @@ class EpochLoop:
         raise SystemExit(128 + signum)
 
     def end_of_epoch(self, epoch: int, sums: dict, seconds: float, epoch_start: float, last: bool) -> None:
-        """Sample grid, checkpoint, metrics: `images_per_s` counts the steps alone, `wall_s` the whole epoch."""
+        """Sample grid, metrics line, checkpoint: `images_per_s` counts the steps alone, `wall_s` the whole
+        epoch. The line goes first: a kill before the checkpoint leaves a line a resume drops and writes
+        anew, where the other order would lose it for good."""
         cfg, state = self.cfg, self.state
         record = {"epoch": epoch, "step": int(state.step.numpy())}
         record.update(
@@ -307,15 +315,15 @@ class EpochLoop:
         grid = sample_grid(state) if self.chief and (epoch % cfg.train.sample_every == 0 or last) else None
         if grid is not None:
             write_png(rundir.samples_dir(self.run_dir) / f"epoch_{epoch:04d}.png", grid)
-        if epoch % cfg.train.save_every == 0 or last:
-            self.saver.save(int(state.step.numpy()))
-        if self.evaluator is not None and epoch % cfg.train.eval_every == 0:
-            scores = self.evaluator.evaluate(state.ema_generator)
-            if best := self.best.offer(state, scores[cfg.train.eval_metric]):
-                log(f"new best {cfg.train.eval_metric} {scores[cfg.train.eval_metric]:.3f}: {best}")
-            record.update(scores)
+        evaluated = self.evaluator is not None and epoch % cfg.train.eval_every == 0
+        if evaluated:
+            record.update(self.evaluator.evaluate(state.ema_generator))
         record["wall_s"] = time.perf_counter() - epoch_start
         if self.log is not None:
             if warning := state.augment.memorising_warning(record):
                 log(warning)
             self.log.epoch(record, grid)
+        if epoch % cfg.train.save_every == 0 or last:
+            self.saver.save(int(state.step.numpy()))
+        if evaluated and (best := self.best.offer(state, record[cfg.train.eval_metric])):
+            log(f"new best {cfg.train.eval_metric} {record[cfg.train.eval_metric]:.3f}: {best}")

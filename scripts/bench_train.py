@@ -190,7 +190,7 @@ def animegan_train(images, precision: str) -> float:
     import cv2
 
     from animegan.config import Config
-    from animegan.rundir import read_metrics
+    from animegan.metricslog import read_metrics
     from animegan.train import train
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -94,7 +94,7 @@ def copying(run: Path, epoch: int, train_dir: Path, heldout: Path, n: int) -> di
 
 def adaptive_state(run: Path, epoch: int) -> dict:
     """augment_p and ada_rt of that epoch, as metrics.jsonl logged them (a resume's last record of it counts)."""
-    from animegan.rundir import read_metrics
+    from animegan.metricslog import read_metrics
 
     record = [r for r in read_metrics(run) if r.get("epoch") == epoch and "event" not in r][-1]
     return {k: record[k] for k in ("augment_p", "ada_rt") if k in record}

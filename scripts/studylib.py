@@ -161,7 +161,7 @@ def split_faces(faces: Path, work: Path) -> tuple[Path, Path]:
 
 
 def trained_epochs(run: Path) -> int:
-    from animegan.rundir import read_metrics
+    from animegan.metricslog import read_metrics
 
     epochs = [r["epoch"] for r in read_metrics(run) if "event" not in r] if (run / "metrics.jsonl").exists() else []
     return max(epochs, default=0)
@@ -187,7 +187,7 @@ def train(name: str, overrides: list[str], train_dir: Path, runs: Path, epochs: 
 
 
 def images_per_second(run: Path) -> float:
-    from animegan.rundir import read_metrics
+    from animegan.metricslog import read_metrics
 
     return statistics.median(r["images_per_s"] for r in read_metrics(run) if "images_per_s" in r)
 

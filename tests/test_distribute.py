@@ -18,7 +18,7 @@ from helpers import tiny_config
 from animegan import distribute
 from animegan.distribute import choose_precision, choose_strategy, choose_xla, describe_device, is_chief
 from animegan.errors import UserError
-from animegan.rundir import read_metrics
+from animegan.metricslog import read_metrics
 from animegan.train import fit_batch_size
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

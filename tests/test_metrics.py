@@ -15,7 +15,7 @@ from animegan.data import load_images
 from animegan.errors import UserError
 from animegan.metrics import diversity, evaluate, evaluate_generator, evaluate_run, inception, prdc, swd
 from animegan.metrics.evaluate import CACHE_DIR, compute_real_features
-from animegan.rundir import read_metrics
+from animegan.metricslog import read_metrics
 
 
 def drawn_faces(count, size, seed):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from animegan import rundir
+from animegan import metricslog
 from animegan.errors import UserError
 from animegan.monitor import PANEL_PX, TITLE_PX, plot_run, quality_figure, series, training_figure, write_plots
 
@@ -188,7 +188,7 @@ def test_plot_run_redraws_from_metrics_jsonl(tmp_path):
     run = tmp_path / "runs" / "r"
     run.mkdir(parents=True)
     for record in training_records(2) + [evaluate_record(2, swd=70.0)]:
-        rundir.append_metrics(run, record)
+        metricslog.append_metrics(run, record)
     assert plot_run(run, tmp_path / "runs") == [run / "losses.png", run / "quality.png"]
 
 

@@ -15,18 +15,6 @@ def test_newest_run_and_missing_runs(fake_run, tmp_path):
         newest_run(tmp_path / "nowhere")
 
 
-def test_drop_metrics_after_keeps_earlier_epochs_and_evaluations(tmp_path):
-    from animegan.rundir import append_metrics, drop_metrics_after, read_metrics
-
-    records = [{"epoch": e, "step": 5 * e, "d_loss": 0.5} for e in (1, 2, 3, 4)]
-    records.insert(3, {"epoch": 3, "event": "evaluate", "swd": 1.0})
-    for record in records:
-        append_metrics(tmp_path, record)
-    assert drop_metrics_after(tmp_path, 2) == 2
-    assert read_metrics(tmp_path) == records[:2] + [records[3]]
-    assert drop_metrics_after(tmp_path, 2) == 0
-
-
 def other_values(key: str, value):
     """Values to try in place of `value`: the other choices, the other bool, and for numbers 0 (the
     off switch of several keys) and two more; lists grow by a layer and double."""

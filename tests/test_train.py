@@ -15,7 +15,7 @@ import tensorflow as tf
 from click.testing import CliRunner
 from helpers import damage_checkpoint, tiny_config, write_blob_faces
 
-from animegan import checkpoints, rundir
+from animegan import checkpoints, metricslog, rundir
 from animegan.cli import cli
 from animegan.errors import UserError
 from animegan.step import build_state, make_train_step
@@ -82,7 +82,7 @@ def test_r1_is_applied_every_r1_every_steps_and_logged(tiny_data, monkeypatch):
     cfg.train.epochs, cfg.train.r1_gamma, cfg.train.r1_every = 2, 1.0, 3
     run = train(cfg)
     assert regularized == [step % 3 == 0 for step in range(10)]  # 2 epochs of 40 // 8 steps
-    assert all(r["r1"] > 0 for r in rundir.read_metrics(run))
+    assert all(r["r1"] > 0 for r in metricslog.read_metrics(run))
 
 
 def test_hinge_loss_and_r1_change_the_discriminator_loss(tmp_path):
@@ -122,7 +122,7 @@ def test_run_directory_contents(tiny_data, capsys):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert not (run / "quality.png").exists()  # no evaluations to draw
-    records = rundir.read_metrics(run)
+    records = metricslog.read_metrics(run)
     assert [r["epoch"] for r in records] == [1, 2]
     assert {"epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s", "wall_s"} <= set(records[0])
     assert records[1]["step"] == 2 * (40 // 8)
@@ -175,7 +175,7 @@ def test_resume_gives_exactly_the_same_weights(tmp_path, options, op_determinism
     differing = [name for name in a if not np.array_equal(a[name], b[name])]
     assert not differing
     if options is ADAPTIVE:  # D learns fast (d_lr): r_t climbs, and p with it, after the resume too
-        records = rundir.read_metrics(run)
+        records = metricslog.read_metrics(run)
         assert records[1]["ada_rt"] > records[0]["ada_rt"] and records[1]["augment_p"] > records[0]["augment_p"]
         assert a[P_KEY] > records[1]["augment_p"] > 0
 
@@ -190,7 +190,7 @@ def test_a_checkpoint_without_augmentation_state_resumes_with_p_from_scratch(tin
     ]
     monkeypatch.setattr(checkpoints, "state_checkpoint", with_p)
     train(rundir.config_for_resume(run, None, {"train.epochs": 2}, ("train.augment_p=auto",)), resume=run)
-    assert [r["step"] for r in rundir.read_metrics(run)] == [5, 10]
+    assert [r["step"] for r in metricslog.read_metrics(run)] == [5, 10]
     assert P_KEY in dict(tf.train.list_variables(checkpoints.resolve_checkpoint(run)))
 
 
@@ -205,7 +205,7 @@ def test_a_small_data_set_is_named_and_memorising_is_warned_about_once(tiny_data
     err = capsys.readouterr().err
     assert "small data set: 40 images (under 5,000)" in err and "augmentation: no augmentation" in err
     warned = [
-        r["epoch"] for r in rundir.read_metrics(run)[1:] if r["ada_rt"] > 0.9
+        r["epoch"] for r in metricslog.read_metrics(run)[1:] if r["ada_rt"] > 0.9
     ]  # epoch 1 is where the window starts
     assert warned and err.count("warning: the discriminator is memorising") == 1
     assert f"over the 5 steps to epoch {warned[0]}, augmentation off); try more images" in err
@@ -316,14 +316,14 @@ def test_signal_saves_a_checkpoint_and_resume_finishes(tmp_path, sig, code):
     run, prefix, step = tmp_path / "runs" / "x", str(tmp_path / saved.group(1)), int(saved.group(2))
     assert checkpoints.resolve_checkpoint(run) == prefix
     assert checkpoints.read_counter(prefix, "step") == step
-    done_epochs = len(rundir.read_metrics(run))
+    done_epochs = len(metricslog.read_metrics(run))
     assert checkpoints.read_counter(prefix, "epoch") == done_epochs >= 1
     assert done_epochs * steps_per_epoch <= step < (done_epochs + 1) * steps_per_epoch
     resumed = run_cli(["train", "--resume", "runs/x", "--epochs", str(done_epochs + 1)], tmp_path)
     out, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     # The resumed epoch skipped the batches done before the signal: it ends on its own last step.
-    assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)][-2:] == [
+    assert [(r["epoch"], r["step"]) for r in metricslog.read_metrics(run)][-2:] == [
         (done_epochs, done_epochs * steps_per_epoch),
         (done_epochs + 1, (done_epochs + 1) * steps_per_epoch),
     ]
@@ -348,20 +348,20 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_resume_runs_only_the_rest(tiny_
     newest = checkpoints.resolve_checkpoint(run)
     assert checkpoints.read_counter(newest, "step") == signal_after_step
     assert checkpoints.read_counter(newest, "epoch") == 1  # epoch 2 unfinished, or epoch 1 finished by its last step
-    assert [r["epoch"] for r in rundir.read_metrics(run)] == [1]
+    assert [r["epoch"] for r in metricslog.read_metrics(run)] == [1]
 
     steps.clear()
     cfg.train.epochs = 2
     train(cfg, resume=run)
     assert steps == list(range(signal_after_step + 1, 11))
-    assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)] == [(1, 5), (2, 10)]
+    assert [(r["epoch"], r["step"]) for r in metricslog.read_metrics(run)] == [(1, 5), (2, 10)]
 
 
 def test_eval_every_logs_the_metric_and_keeps_the_best_checkpoint(tiny_data):
     cfg = tiny_data
     cfg.train.epochs, cfg.train.eval_every = 2, 1
     run = train(cfg)
-    records = rundir.read_metrics(run)
+    records = metricslog.read_metrics(run)
     assert all(r["swd"] > 0 for r in records)
     assert (run / "quality.png").is_file()
     best_epoch = checkpoints.checkpoint_epoch(checkpoints.best_checkpoint(run))
@@ -385,20 +385,24 @@ def test_save_every_sample_every_and_keep_checkpoints(tiny_data):
         "epoch_0004.png",
         "epoch_0005.png",
     ]
-    assert [r["epoch"] for r in rundir.read_metrics(run)] == [1, 2, 3, 4, 5]
+    assert [r["epoch"] for r in metricslog.read_metrics(run)] == [1, 2, 3, 4, 5]
 
 
 def test_max_minutes_stops_at_the_first_epoch_end_with_a_checkpoint(tiny_data, capsys):
     cfg = tiny_data
     cfg.train.epochs, cfg.train.max_minutes, cfg.train.save_every, cfg.train.sample_every = 5, 1e-6, 10, 10
     run = train(cfg)
-    assert [r["epoch"] for r in rundir.read_metrics(run)] == [1]
+    assert [r["epoch"] for r in metricslog.read_metrics(run)] == [1]
     assert sorted(checkpoints.checkpoint_epochs(run)) == [1]  # saved although save_every is 10
     assert [p.name for p in rundir.samples_dir(run).glob("epoch_*.png")] == ["epoch_0001.png"]
     assert f"train.max_minutes (1e-06) reached after epoch 1; continue with --resume {run}" in capsys.readouterr().err
 
 
-def test_name_of_an_existing_run_is_refused(fake_run, tmp_path):
+@pytest.mark.parametrize("config", [True, False], ids=["a-run", "checkpoints-without-config"])
+def test_name_of_an_existing_folder_is_refused(fake_run, tmp_path, config):
+    """A folder is free only when it holds nothing; one that lost its config.yaml is someone's run too."""
+    if not config:
+        (fake_run / rundir.CONFIG_FILE).unlink()
     before = {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file()}
     result = CliRunner().invoke(
         cli,
@@ -413,11 +417,17 @@ def test_name_of_an_existing_run_is_refused(fake_run, tmp_path):
         ],
     )
     assert result.exit_code == 2, result.output
-    assert (
-        result.stderr
-        == f"error: run '{fake_run}' already exists; resume it with --resume {fake_run}, or pick another --name\n"
-    )
-    assert {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file()} == before
+    if config:
+        expected = f"run '{fake_run}' already exists; resume it with --resume {fake_run}, or pick another --name"
+    else:
+        expected = (
+            f"'{fake_run}' holds checkpoints but no config.yaml; resume it with --resume {fake_run} --config FILE "
+            "(the config it was trained with), or pick another --name"
+        )
+    assert result.stderr == f"error: {expected}\n"
+    # Nothing changed but the lock file that was taken to look (empty again: no one holds it).
+    assert (fake_run / rundir.LOCK_FILE).read_bytes() == b""
+    assert {p: p.read_bytes() for p in fake_run.rglob("*") if p.is_file() and p.name != rundir.LOCK_FILE} == before
 
 
 # --- resuming: damaged checkpoints, finished runs ------------------------------------------------------
@@ -439,9 +449,11 @@ def test_resume_falls_back_past_a_damaged_newest_checkpoint(tiny_data, capsys):
         f"checkpoint '{checkpoints.checkpoint_dir(run)}/ckpt-15' is damaged" in warnings[0]
         and "using ckpt-10" in warnings[0]
     )
+    # Not "left in place": the resume saves epoch 3 anew under that name, and says so.
+    assert warnings[0].endswith("(deleted: training goes on from there)")
     assert f"resumed {checkpoints.checkpoint_dir(run)}/ckpt-10 (epoch 2, step 10)" in err
     # Epoch 3's line went with its checkpoint; epoch 3 was trained again, once.
-    assert [(r["epoch"], r["step"]) for r in rundir.read_metrics(run)] == [(1, 5), (2, 10), (3, 15), (4, 20)]
+    assert [(r["epoch"], r["step"]) for r in metricslog.read_metrics(run)] == [(1, 5), (2, 10), (3, 15), (4, 20)]
     assert sorted(checkpoints.checkpoint_epochs(run)) == [2, 3, 4]
 
 

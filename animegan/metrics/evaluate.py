@@ -28,7 +28,9 @@ from animegan.files import atomic_path
 from animegan.images import to_uint8
 from animegan.metrics import diversity, embedding, inception, spectrum, swd
 from animegan.metrics.registry import METRICS, Features
-from animegan.rundir import append_metrics, find_run, read_metrics
+from animegan.metricslog import append_metrics, read_metrics, tidy_metrics
+from animegan.rundir import find_run
+from animegan.runlock import run_lock
 from animegan.sample import draw_noise, generate, trace_generator
 
 log = logging.getLogger(__name__)
@@ -225,18 +227,21 @@ def evaluate_run(
     """
     names = parse_metric_names(metric_names)
     run = find_run(run_dir, Path(runs_dir))
-    generator, cfg, epoch = load_generator(run, checkpoint)
-    folder = Path(real) if real is not None else Path(cfg.data.dir)
-    if len(find_images(folder)) < 2:  # checked now, not after loading Inception
-        raise UserError(f"'{folder}' holds a single image; the metrics compare sets, give --real a folder of many")
-    extractors = feature_extractors(names, inception_model, inception_weights, show_progress=True)
-    real_features = cached_real_features(folder, cfg.data.size, cfg.data.channels, n, extractors, show_progress=True)
-    fake_features = extract_all(extractors, generate_images(generator, n, seed, show_progress=True))
-    results = score(names, real_features, fake_features)
-    append_metrics(run, {"epoch": epoch, "event": "evaluate", "real": str(folder), "n": n, "seed": seed, **results})
-    from animegan.monitor import write_plots  # matplotlib: imported only here, not for every evaluate_generator call
+    # The lock from the start: a trainer on the run refuses at once, not after minutes of scoring.
+    with run_lock(run, "evaluate"):
+        generator, cfg, epoch = load_generator(run, checkpoint)
+        folder = Path(real) if real is not None else Path(cfg.data.dir)
+        if len(find_images(folder)) < 2:  # checked now, not after loading Inception
+            raise UserError(f"'{folder}' holds a single image; the metrics compare sets, give --real a folder of many")
+        extractors = feature_extractors(names, inception_model, inception_weights, show_progress=True)
+        real_features = cached_real_features(folder, cfg.data.size, cfg.data.channels, n, extractors, True)
+        fake_features = extract_all(extractors, generate_images(generator, n, seed, show_progress=True))
+        results = score(names, real_features, fake_features)
+        tidy_metrics(run)  # a line torn by a kill goes first: the new one must not join it
+        append_metrics(run, {"epoch": epoch, "event": "evaluate", "real": str(folder), "n": n, "seed": seed, **results})
+        from animegan.monitor import write_plots  # matplotlib: imported here, not for every evaluate_generator call
 
-    write_plots(run, read_metrics(run))
+        write_plots(run, read_metrics(run))
     return results
 
 
