@@ -108,6 +108,11 @@ DEMO_VARIANTS = {
     # R1 smooths D's gradient on real faces, the gradient G follows: a noisy one draws noise.
     "demo-r1": ["train.r1_gamma=1.0"],
     "demo-r1-10": ["train.r1_gamma=10.0"],
+    # The demo G's last hidden layer has 16 channels (g_width 128 halved three times): too few for
+    # flat colours? A wider G, and twice the steps at the same images.
+    "demo-g256": ["model.g_width=256"],
+    "demo-g256-resize": ["model.g_width=256", "model.g_upsample=resize", "model.g_kernel=3"],
+    "demo-b16": ["train.batch_size=16"],
 }
 
 STUDIES = {
