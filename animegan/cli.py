@@ -122,7 +122,8 @@ def cli(ctx, verbose):
 @click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--n", "n", default=2000, show_default=True, type=click.IntRange(1), help="How many faces to draw.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same pictures.")
-def demo_data(dst, n, seed):
+@click.option("--force", is_flag=True, help="Draw into DST even though it holds files demo-data did not write.")
+def demo_data(dst, n, seed, force):
     """Draw synthetic anime-style faces (JPEG and PNG, 96-512 px) into DST.
 
     \b
@@ -130,7 +131,7 @@ def demo_data(dst, n, seed):
     """
     from animegan.demo_data import write_demo_faces
 
-    written = write_demo_faces(dst, n=n, seed=seed)
+    written = write_demo_faces(dst, n=n, seed=seed, force=force)
     click.echo(f"wrote {written} faces to {dst}")
 
 
@@ -295,7 +296,8 @@ def train(
 @click.option(
     "--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs."
 )
-def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation, interpolate, frames, runs_dir):
+@click.option("--force", is_flag=True, help="Replace --out (and --separate's files) even if animegan did not write them.")
+def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation, interpolate, frames, runs_dir, force):
     """Decode noise into a PNG grid (or a GIF walk) with a trained generator.
 
     \b
@@ -320,6 +322,7 @@ def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation,
         interpolate=interpolate,
         frames=frames,
         runs_dir=runs_dir,
+        force=force,
     )
     click.echo(str(path))
 
@@ -332,7 +335,8 @@ def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation,
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file or folder.")
 @click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
 @click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True)
-def export(run_dir, fmt, out, checkpoint, runs_dir):
+@click.option("--force", is_flag=True, help="Replace an existing --out file or earlier SavedModel.")
+def export(run_dir, fmt, out, checkpoint, runs_dir, force):
     """Write the generator (EMA weights) as a .keras file, a SavedModel or a TFLite model.
 
     \b
@@ -341,7 +345,7 @@ def export(run_dir, fmt, out, checkpoint, runs_dir):
     import_tensorflow()
     from animegan.export import export_generator
 
-    path = export_generator(run_dir=run_dir, fmt=fmt, out=out, checkpoint=checkpoint, runs_dir=runs_dir)
+    path = export_generator(run_dir=run_dir, fmt=fmt, out=out, checkpoint=checkpoint, runs_dir=runs_dir, force=force)
     click.echo(str(path))
 
 

@@ -8,6 +8,7 @@ tilt. Image i depends only on (seed, i), never on n, so a bigger --n extends a s
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -54,14 +55,27 @@ MOUTH_COLOUR = (150, 45, 55)
 BLUSH_COLOUR = (255, 120, 140)
 
 
-def write_demo_faces(dst: Path, n: int = 2000, seed: int = 0) -> int:
+# The names demo-data writes (and atomic_path's temp files for them, left by a killed run). A folder holding only
+# these is an earlier demo-data's, safe to draw over; anything else (a preprocessed set has preprocess.json, a
+# user's folder has their files) needs --force. A marker file would work too but preprocess would report it.
+OWN_NAME = re.compile(r"face_\d{5}\.(jpg|png)|\.face_\d{5}\..*\.tmp")
+
+
+def write_demo_faces(dst: Path, n: int = 2000, seed: int = 0, force: bool = False) -> int:
     """Draw n faces into dst as face_00000.jpg / .png (96-512 px, some non-square); return n.
 
-    Raises UserError when dst cannot be created or the seed is negative.
+    Raises UserError when dst cannot be created, the seed is negative, or dst holds files that an
+    earlier demo-data did not write (a preprocessed set, say) and `force` is off.
     """
     if seed < 0:
         raise UserError(f"--seed {seed} is negative; use a seed of 0 or more")
     dst = Path(dst)
+    foreign = [] if force or not dst.is_dir() else [p.name for p in dst.iterdir() if not OWN_NAME.fullmatch(p.name)]
+    if foreign:
+        raise UserError(
+            f"'{dst}' holds files demo-data did not write (e.g. '{min(foreign)}'); choose an empty or new folder, "
+            "or add --force to draw into it anyway"
+        )
     try:
         dst.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

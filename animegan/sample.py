@@ -13,7 +13,8 @@ import numpy as np
 
 from animegan.checkpoints import load_generator
 from animegan.errors import UserError
-from animegan.images import make_grid, to_uint8, write_gif, write_png
+from animegan.files import refuse_to_replace
+from animegan.images import make_grid, to_uint8, write_gif, write_png, written_by_animegan
 from animegan.rundir import find_run, samples_dir
 
 BATCH_SIZE = 256  # images per generator call: the fastest of 32..1000 on a CPU for the default model
@@ -36,6 +37,7 @@ def sample_command(
     interpolate: int | None,
     frames: int,
     runs_dir: Path,
+    force: bool = False,
 ) -> Path:
     """Write a grid PNG (or, with `interpolate`, a GIF of n latent walks) and return its path."""
     check_options(n, out, separate, truncation, interpolate)
@@ -45,6 +47,11 @@ def sample_command(
     cols = min(cols, n) if cols else None
     if out is None:
         out = samples_dir(run) / f"sample_epoch{epoch:04d}_seed{seed}{'.gif' if interpolate else '.png'}"
+    else:
+        refuse_to_replace(out, "--out", force, ours=written_by_animegan(out))
+    singles = [] if separate is None else separate_paths(separate, out, n)
+    for path in singles:
+        refuse_to_replace(path, "--separate", force, ours=written_by_animegan(path))
     traced = trace_generator(generator)
 
     if interpolate:
@@ -54,12 +61,16 @@ def sample_command(
         return write_gif(out, [make_grid(frame, cols, scale=scale) for frame in per_frame])
 
     images = to_uint8(generate(traced, draw_noise(n, noise_dim, seed, truncation)))
-    if separate is not None:
-        digits = len(str(n - 1))
-        for i, image in enumerate(images):
-            # A one-cell grid without a border is the image upscaled like the grid's cells.
-            write_png(separate / f"{out.stem}_{i:0{digits}d}.png", make_grid(image[None], border=0, scale=scale))
+    for path, image in zip(singles, images):
+        # A one-cell grid without a border is the image upscaled like the grid's cells.
+        write_png(path, make_grid(image[None], border=0, scale=scale))
     return write_png(out, make_grid(images, cols, scale=scale))
+
+
+def separate_paths(separate: Path, out: Path, n: int) -> list[Path]:
+    """Where --separate writes the grid's n images: <grid name>_<i>.png, numbered with equal digits."""
+    digits = len(str(n - 1))
+    return [separate / f"{out.stem}_{i:0{digits}d}.png" for i in range(n)]
 
 
 def check_options(

@@ -69,13 +69,9 @@ def test_savedmodel_export_of_another_checkpoint_replaces_an_earlier_one(three_c
 
     out, noise = tmp_path / "generator", draw_noise(N, NOISE_DIM, SEED)
     exported = {}
-    for epoch in (1, 2):
-        assert (
-            invoke(
-                "export", three_checkpoint_run, "--checkpoint", epoch, "--format", "savedmodel", "--out", out
-            ).exit_code
-            == 0
-        )
+    for epoch, force in ((1, []), (2, ["--force"])):
+        args = ["--checkpoint", epoch, "--format", "savedmodel", "--out", out, *force]
+        assert invoke("export", three_checkpoint_run, *args).exit_code == 0
         exported[epoch] = run_savedmodel(out, noise)
         generator, _, _ = load_generator(three_checkpoint_run, str(epoch))
         assert np.array_equal(exported[epoch], generator(noise, training=False).numpy())
@@ -89,7 +85,11 @@ def test_savedmodel_export_of_another_checkpoint_replaces_an_earlier_one(three_c
 @pytest.mark.parametrize(
     "fmt, out, message",
     [
-        ("keras", "g.h5", "--out 'g.h5': Keras needs a file name ending in .keras"),
+        ("keras", "g.h5", "--out 'g.h5': keras needs a file name ending in .keras"),
+        ("tflite", "notes.txt", "--out 'notes.txt': tflite needs a file name ending in .tflite"),
+        ("keras", "old.keras", "--out 'old.keras' already exists; add --force"),
+        ("tflite", "old.tflite", "--out 'old.tflite' already exists; add --force"),
+        ("savedmodel", "old-savedmodel", "--out 'old-savedmodel' already exists; add --force"),
         ("tflite", "folder", "--out 'folder' is a folder; give a file path"),
         ("savedmodel", "folder", "--out 'folder' is a folder of other files"),
         ("savedmodel", "file.txt", "--out 'file.txt' is a file"),
@@ -101,9 +101,14 @@ def test_export_errors_are_one_line_exit_2(fake_run, tmp_path, monkeypatch, fmt,
     (tmp_path / "file.txt").write_text("a file where a folder should be")
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "notes.txt").write_text("not a SavedModel")
+    (tmp_path / "notes.txt").write_text("the user's notes")
+    for name in ("old.keras", "old.tflite", "old-savedmodel/saved_model.pb"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("an earlier export")
     result = invoke("export", fake_run, "--format", fmt, "--out", out)
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "the user's notes"
 
 
 def test_export_without_runs_says_how_to_train(tmp_path, monkeypatch):

@@ -96,6 +96,30 @@ def test_same_seed_same_bytes_other_seed_other_picture(fake_run, tmp_path):
     assert a != c
 
 
+def test_out_replaces_our_own_grid_on_a_rerun(fake_run, tmp_path):
+    out = tmp_path / "grid.png"
+    written(sample("--run", fake_run, "--n", 4, "--out", out))
+    first = out.read_bytes()
+    written(sample("--run", fake_run, "--n", 9, "--out", out))
+    assert out.read_bytes() != first
+
+
+@pytest.mark.parametrize(
+    "args, users_file",
+    [(["--out", "theirs.png"], "theirs.png"), (["--out", "grid.png", "--separate", "."], "grid_0.png")],
+)
+def test_a_users_file_is_replaced_only_with_force(fake_run, tmp_path, monkeypatch, args, users_file):
+    monkeypatch.chdir(tmp_path)
+    Image.new("L", (5, 5)).save(users_file)  # a PNG from some other program
+    users_bytes = (tmp_path / users_file).read_bytes()
+    result = sample("--run", fake_run, "--n", 4, *args)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert f"'{users_file}' already exists; add --force" in result.stderr
+    assert (tmp_path / users_file).read_bytes() == users_bytes
+    written(sample("--run", fake_run, "--n", 4, *args, "--force"))
+    assert (tmp_path / users_file).read_bytes() != users_bytes
+
+
 def test_truncation_redraws_only_components_beyond_it():
     plain = draw_noise(64, 8, seed=1)
     truncated = draw_noise(64, 8, seed=1, truncation=0.5)
