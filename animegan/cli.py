@@ -296,7 +296,7 @@ def train(
 @click.option(
     "--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs."
 )
-@click.option("--force", is_flag=True, help="Replace --out (and --separate's files) even if animegan did not write them.")
+@click.option("--force", is_flag=True, help="Replace --out and --separate's files even if not ours.")
 def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation, interpolate, frames, runs_dir, force):
     """Decode noise into a PNG grid (or a GIF walk) with a trained generator.
 

@@ -64,9 +64,10 @@ def check_out(fmt: str, out: Path, force: bool) -> None:
             refuse_to_replace(out, "--out", force)
         return
     if out.is_dir():
-        raise UserError(f"--out '{out}' is a folder; give a file path such as {out / ('generator' + SUFFIXES[fmt])}")
-    if out.suffix != SUFFIXES[fmt]:
-        raise UserError(f"--out '{out}': {fmt} needs a file name ending in {SUFFIXES[fmt]}, e.g. generator{SUFFIXES[fmt]}")
+        raise UserError(f"--out '{out}' is a folder; give a file path such as {out / 'generator'}{SUFFIXES[fmt]}")
+    suffix = SUFFIXES[fmt]
+    if out.suffix != suffix:
+        raise UserError(f"--out '{out}': {fmt} needs a file name ending in {suffix}, e.g. generator{suffix}")
     refuse_to_replace(out, "--out", force)
 
 
