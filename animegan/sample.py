@@ -7,6 +7,7 @@ same noise on every machine, and the same seed and checkpoint give a byte-identi
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ BATCH_SIZE = 256  # images per generator call: the fastest of 32..1000 on a CPU 
 # Redrawing components until all lie within +/-T takes about 1/P(|z| < T) rounds: fine down to 0.01,
 # endless near 0. Below 0.1 every image is already close to the average face anyway.
 MIN_TRUNCATION = 0.01
+# One call's images sit in memory at once (10,000 of 256 px RGB is 2 GB); more is several calls with other seeds.
+MAX_IMAGES = 10_000
 
 
 def sample_command(
@@ -40,7 +43,7 @@ def sample_command(
     force: bool = False,
 ) -> Path:
     """Write a grid PNG (or, with `interpolate`, a GIF of n latent walks) and return its path."""
-    check_options(n, out, separate, truncation, interpolate)
+    check_options(n, out, separate, truncation, interpolate, frames)
     run = find_run(run_dir, runs_dir)
     generator, cfg, epoch = load_generator(run, checkpoint)
     noise_dim = cfg.model.noise_dim
@@ -74,13 +77,23 @@ def separate_paths(separate: Path, out: Path, n: int) -> list[Path]:
 
 
 def check_options(
-    n: int, out: Path | None, separate: Path | None, truncation: float | None, interpolate: int | None
+    n: int, out: Path | None, separate: Path | None, truncation: float | None, interpolate: int | None, frames: int
 ) -> None:
     """Reject bad combinations before the slow part (importing TensorFlow, loading the checkpoint)."""
-    if n < 1:
-        raise UserError(f"--n {n}: need at least 1 image")
-    if truncation is not None and truncation < MIN_TRUNCATION:
-        raise UserError(f"--truncation {truncation}: use {MIN_TRUNCATION} or more (0.5 to 1 is the usual range)")
+    if not 1 <= n <= MAX_IMAGES:
+        raise UserError(
+            f"--n {n}: give 1 to {MAX_IMAGES:,} images; for more, call sample several times with other --seed values"
+        )
+    # "not >=" also catches nan, which fails every comparison; inf would redraw nothing and mean "no truncation".
+    if truncation is not None and not (MIN_TRUNCATION <= truncation < math.inf):
+        raise UserError(
+            f"--truncation {truncation}: use a number of {MIN_TRUNCATION} or more (0.5 to 1 is the usual range)"
+        )
+    if interpolate and n * interpolate * frames > MAX_IMAGES:
+        raise UserError(
+            f"--n {n} x --interpolate {interpolate} x --frames {frames} is {n * interpolate * frames:,} images; "
+            f"keep the product at {MAX_IMAGES:,} or less"
+        )
     wanted = ".gif" if interpolate else ".png"
     if out is not None and out.suffix.lower() != wanted:
         what = "an interpolation is written as a GIF" if interpolate else "a grid is written as a PNG"

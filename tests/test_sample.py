@@ -193,8 +193,12 @@ def remove_checkpoints(run):
 @pytest.mark.parametrize(
     "args, spoil, message",
     [
-        (["--n", 0], None, "--n 0: need at least 1 image"),
-        (["--truncation", 0.001], None, "--truncation 0.001: use 0.01 or more"),
+        (["--n", 0], None, "--n 0: give 1 to 10,000 images"),
+        (["--n", 10_001], None, "--n 10001: give 1 to 10,000 images; for more, call sample several times"),
+        (["--n", 100, "--interpolate", 10, "--frames", 11], None, "is 11,000 images; keep the product at 10,000"),
+        (["--truncation", 0.001], None, "--truncation 0.001: use a number of 0.01 or more"),
+        (["--truncation", "nan"], None, "--truncation nan: use a number of 0.01 or more"),
+        (["--truncation", "inf"], None, "--truncation inf: use a number of 0.01 or more"),
         (["--out", "grid.jpg"], None, "give a path ending in .png"),
         (["--interpolate", 2, "--out", "walk.png"], None, "give a path ending in .gif"),
         (["--interpolate", 2, "--separate", "single"], None, "does not combine with --interpolate"),
