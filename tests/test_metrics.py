@@ -319,6 +319,19 @@ def test_prdc_matches_a_direct_count_on_a_tiny_set():
     assert scores["recall"] == pytest.approx(1.0)  # every real lies within 5.5 of 0.5 or 6, or 14 of 20
 
 
+def test_random_network_features_are_the_same_on_every_recreation():
+    """prdc and fd compare runs only in one feature space: the network must come out the same each time."""
+    from animegan.metrics import embedding
+
+    # The first kernel values, pinned: numpy's seeded generator gives them on every machine and process.
+    np.testing.assert_allclose(embedding.network_weights(1)[0].ravel()[:3], [0.0485394, -0.4622249, -0.3853630], 1e-6)
+    np.testing.assert_allclose(embedding.network_weights(3)[0].ravel()[:3], [-0.0762754, 0.1405466, 0.1680118], 1e-6)
+    images = drawn_faces(12, 16, seed=0)
+    first, again = embedding.embedding_features(images), embedding.embedding_features(images.copy())
+    np.testing.assert_array_equal(first["vectors"], again["vectors"])  # built anew, traced anew: the same numbers
+    assert first["vectors"].shape == (12, 2 * sum(embedding.WIDTHS) + 4 * 256) and first["vectors"].std() > 0
+
+
 def whole_matrix(a, b):
     """All pairwise Euclidean distances at once, by broadcasting: the reference for the metrics' blocks."""
     return np.sqrt(((a[:, None, :].astype(np.float64) - b[None, :, :]) ** 2).sum(axis=-1))
