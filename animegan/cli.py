@@ -15,6 +15,7 @@ import click
 
 from animegan import __version__
 from animegan.errors import UserError
+from animegan.say import say
 
 EXAMPLES = """
 \b
@@ -72,12 +73,12 @@ class CleanErrors(click.Group):
         except UserError as exc:
             if verbose:
                 traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
+            say(f"error: {exc}")
             ctx.exit(2)
         except KeyboardInterrupt:
             if verbose:
                 traceback.print_exc()
-            click.echo("interrupted", err=True)
+            say("interrupted")
             ctx.exit(130)
 
 
@@ -132,7 +133,7 @@ def demo_data(dst, n, seed, force):
     from animegan.demo_data import write_demo_faces
 
     written = write_demo_faces(dst, n=n, seed=seed, force=force)
-    click.echo(f"wrote {written} faces to {dst}")
+    say(f"wrote {written} faces to {dst}", output=True)
 
 
 @cli.command()
@@ -324,7 +325,7 @@ def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation,
         runs_dir=runs_dir,
         force=force,
     )
-    click.echo(str(path))
+    say(str(path), output=True)
 
 
 @cli.command()
@@ -346,7 +347,7 @@ def export(run_dir, fmt, out, checkpoint, runs_dir, force):
     from animegan.export import export_generator
 
     path = export_generator(run_dir=run_dir, fmt=fmt, out=out, checkpoint=checkpoint, runs_dir=runs_dir, force=force)
-    click.echo(str(path))
+    say(str(path), output=True)
 
 
 @cli.command()
@@ -406,7 +407,7 @@ def evaluate(run_dir, real, images_dir, n, metric_names, inception_weights, chec
             runs_dir=runs_dir,
         )
     for key, value in results.items():
-        click.echo(f"{key}: {value:.4f}")
+        say(f"{key}: {value:.4f}", output=True)
 
 
 @cli.command()
@@ -424,7 +425,7 @@ def plot(run_dir, runs_dir):
     from animegan.monitor import plot_run
 
     for path in plot_run(run_dir, runs_dir):
-        click.echo(str(path))
+        say(str(path), output=True)
 
 
 @cli.group()
@@ -440,7 +441,7 @@ def config_show(config_path, sets):
     \b
     Example: animegan config show --config demo --set train.epochs=3
     """
-    click.echo(build_config(config_path, sets).to_yaml(), nl=False)
+    say(build_config(config_path, sets).to_yaml(), output=True, end="")
 
 
 def main():

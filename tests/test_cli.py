@@ -191,3 +191,18 @@ def test_importing_animegan_turns_onednn_on_unless_the_user_chose(user_value, ex
         timeout=60,
     )
     assert result.stdout.strip() == expected, result.stderr
+
+
+def test_say_puts_messages_on_stderr_and_results_on_stdout_between_progress_bars(capsys):
+    from tqdm import tqdm
+
+    from animegan.say import say
+
+    with tqdm(total=2, file=sys.stderr) as bar:
+        say("note: a message")
+        say("swd: 1.0000", output=True)
+        say("no newline", output=True, end="")
+        bar.update(2)
+    out, err = capsys.readouterr()
+    assert out == "swd: 1.0000\nno newline"  # nothing of the bar or the messages in a command's output
+    assert "note: a message\n" in err

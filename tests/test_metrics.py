@@ -185,13 +185,13 @@ def test_evaluate_checkpoint_scores_and_logs_that_epoch(three_checkpoint_run, re
     ]
 
 
-def test_a_read_only_data_folder_only_costs_the_cache(fake_run, real_folder, monkeypatch, caplog):
+def test_a_read_only_data_folder_only_costs_the_cache(fake_run, real_folder, monkeypatch, capsys):
     def refuse(path):
         raise UserError(f"cannot write '{path}': Read-only file system; choose a writable location")
 
     monkeypatch.setattr(evaluate, "atomic_path", refuse)
     assert "swd" in evaluate_run(run_dir=fake_run, real=real_folder, n=8, metric_names="swd")
-    assert "not caching the real-image features" in caplog.text
+    assert "warning: not caching the real-image features: cannot write" in capsys.readouterr().err
 
 
 def test_changed_real_images_invalidate_the_cache(fake_run, real_folder):
