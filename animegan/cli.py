@@ -102,6 +102,19 @@ def build_config(config_path, sets, **overrides):
     return load_config(config_path or _default_config_path(), overrides, sets)
 
 
+def _runs_dir_from_config(ctx, param, value):
+    # Read the default config only when --runs-dir is left out: a command given one need not parse it.
+    return value if value is not None else Path(build_config(None, ()).train.runs_dir)
+
+
+runs_dir_option = click.option(
+    "--runs-dir",
+    type=click.Path(path_type=Path),
+    callback=_runs_dir_from_config,
+    help="Where to look for runs (default: train.runs_dir of configs/default.yaml, 'runs').",
+)
+
+
 def _default_config_path():
     from animegan.config import CONFIG_DIR
 
@@ -294,9 +307,7 @@ def train(
 @click.option(
     "--frames", default=16, show_default=True, type=click.IntRange(2), help="Frames between two points of a walk."
 )
-@click.option(
-    "--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs."
-)
+@runs_dir_option
 @click.option("--force", is_flag=True, help="Replace --out and --separate's files even if not ours.")
 def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation, interpolate, frames, runs_dir, force):
     """Decode noise into a PNG grid (or a GIF walk) with a trained generator.
@@ -335,7 +346,7 @@ def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation,
 )
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file or folder.")
 @click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
-@click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True)
+@runs_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing --out file or earlier SavedModel.")
 def export(run_dir, fmt, out, checkpoint, runs_dir, force):
     """Write the generator (EMA weights) as a .keras file, a SavedModel or a TFLite model.
@@ -376,7 +387,7 @@ def export(run_dir, fmt, out, checkpoint, runs_dir, force):
 )
 @click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True)
+@runs_dir_option
 def evaluate(run_dir, real, images_dir, n, metric_names, inception_weights, checkpoint, seed, runs_dir):
     """Score a run's generator, or a folder of images, against real images: SWD (fidelity of local
     detail), precision/recall/density/coverage and near-duplicates (fidelity vs variety); FID and KID
@@ -412,9 +423,7 @@ def evaluate(run_dir, real, images_dir, n, metric_names, inception_weights, chec
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
-@click.option(
-    "--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs."
-)
+@runs_dir_option
 def plot(run_dir, runs_dir):
     """Redraw a run's losses.png and quality.png from its metrics.jsonl, e.g. after `animegan evaluate`
     (training redraws them at every epoch end on its own).

@@ -206,3 +206,17 @@ def test_say_puts_messages_on_stderr_and_results_on_stdout_between_progress_bars
     out, err = capsys.readouterr()
     assert out == "swd: 1.0000\nno newline"  # nothing of the bar or the messages in a command's output
     assert "note: a message\n" in err
+
+
+@pytest.mark.parametrize("command", ["plot", "sample"])
+def test_runs_dir_defaults_to_the_default_configs_train_runs_dir(tmp_path, monkeypatch, command):
+    import animegan.config
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "default.yaml").write_text("train:\n  runs_dir: elsewhere\n")
+    monkeypatch.setattr(animegan.config, "CONFIG_DIR", configs)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, [command])
+    assert result.exit_code == 2
+    assert "no runs found in 'elsewhere/'" in result.stderr
