@@ -55,18 +55,14 @@ MOUTH_COLOUR = (150, 45, 55)
 BLUSH_COLOUR = (255, 120, 140)
 
 
-# The names demo-data writes (and atomic_path's temp files for them, left by a killed run). A folder holding only
-# these is an earlier demo-data's, safe to draw over; anything else (a preprocessed set has preprocess.json, a
-# user's folder has their files) needs --force. A marker file would work too but preprocess would report it.
+# Our file names and their temp files: a folder of only these is an earlier demo-data's (a preprocessed set also has
+# preprocess.json). A marker file would do too, but preprocess would then report it as a skipped file.
 OWN_NAME = re.compile(r"face_\d{5}\.(jpg|png)|\.face_\d{5}\..*\.tmp")
 
 
 def write_demo_faces(dst: Path, n: int = 2000, seed: int = 0, force: bool = False) -> int:
-    """Draw n faces into dst as face_00000.jpg / .png (96-512 px, some non-square); return n.
-
-    Raises UserError when dst cannot be created, the seed is negative, or dst holds files that an
-    earlier demo-data did not write (a preprocessed set, say) and `force` is off.
-    """
+    """Draw n faces into dst as face_00000.jpg / .png (96-512 px, some non-square); return n. A UserError
+    refuses a negative seed, a dst that cannot be created, and (unless `force`) a dst holding other files."""
     if seed < 0:
         raise UserError(f"--seed {seed} is negative; use a seed of 0 or more")
     dst = Path(dst)

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 import animegan
 from animegan.cli import cli
-from animegan.config import CONFIG_DIR, load_config
+from animegan.config import load_config
+from animegan.configfile import CONFIG_DIR
 
 COMMANDS = ["demo-data", "preprocess", "train", "sample", "export", "evaluate", "plot", "config"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -210,12 +211,12 @@ def test_say_puts_messages_on_stderr_and_results_on_stdout_between_progress_bars
 
 @pytest.mark.parametrize("command", ["plot", "sample"])
 def test_runs_dir_defaults_to_the_default_configs_train_runs_dir(tmp_path, monkeypatch, command):
-    import animegan.config
+    import animegan.configfile
 
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "default.yaml").write_text("train:\n  runs_dir: elsewhere\n")
-    monkeypatch.setattr(animegan.config, "CONFIG_DIR", configs)
+    monkeypatch.setattr(animegan.configfile, "CONFIG_DIR", configs)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, [command])
     assert result.exit_code == 2
