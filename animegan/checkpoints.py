@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 from animegan.errors import UserError
 from animegan.rundir import CONFIG_FILE, load_run_config
+from animegan.say import say
 
 PREFIX = "ckpt"
 BEST = "best"
@@ -317,10 +317,7 @@ def restore_newest(
             if delete_damaged:
                 _delete(exc.prefix)
             fate = "deleted: training goes on from there" if delete_damaged else "the damaged files are left in place"
-            print(
-                f"warning: {exc}; using {Path(prefix).name}, the newest checkpoint that restores ({fate})",
-                file=sys.stderr,
-            )
+            say(f"warning: {exc}; using {Path(prefix).name}, the newest checkpoint that restores ({fate})")
         return prefix, result
     reasons = "; ".join(f"{Path(e.prefix).name}: {e.reason}" for e in damaged)
     raise UserError(

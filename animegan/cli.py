@@ -1,20 +1,26 @@
 """The `animegan` command line: thin click commands that build a config and call one stage.
 
-TensorFlow is imported lazily inside the commands that need it, so `--help` stays instant.
+TensorFlow is imported lazily inside the commands that need it, so `--help` stays instant. What the
+commands share (error handling, TensorFlow's quiet import, the --config/--set and --runs-dir options) is clikit.py.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import traceback
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
 from animegan import __version__
-from animegan.errors import UserError
+from animegan.clikit import (
+    CleanErrors,
+    build_config,
+    config_options,
+    import_tensorflow,
+    quiet_tensorflow,
+    runs_dir_option,
+)
+from animegan.say import say
 
 EXAMPLES = """
 \b
@@ -31,83 +37,6 @@ Examples:
 """
 
 
-def quiet_tensorflow(verbose: bool) -> None:
-    """Hide TensorFlow's start-up noise (cuInit, remapper, oneDNN banners) unless --verbose."""
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-
-
-@contextmanager
-def stderr_silenced(enabled: bool):
-    """Point file descriptor 2 at /dev/null: TensorFlow's C++ start-up log ignores TF_CPP_MIN_LOG_LEVEL."""
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def import_tensorflow() -> None:
-    """Import TensorFlow once, hiding its start-up noise unless --verbose."""
-    verbose = click.get_current_context().find_root().params.get("verbose", False)
-    with stderr_silenced(not verbose):
-        import tensorflow  # noqa: F401
-
-
-class CleanErrors(click.Group):
-    """Turn UserError into one line and exit 2; Ctrl-C into exit 130."""
-
-    def invoke(self, ctx: click.Context):
-        verbose = bool(ctx.params.get("verbose"))
-        try:
-            return super().invoke(ctx)
-        except UserError as exc:
-            if verbose:
-                traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
-        except KeyboardInterrupt:
-            if verbose:
-                traceback.print_exc()
-            click.echo("interrupted", err=True)
-            ctx.exit(130)
-
-
-def config_options(func):
-    """--config and --set, shared by every command that reads the config."""
-    func = click.option(
-        "--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE", help="Override any config key (repeatable)."
-    )(func)
-    func = click.option(
-        "--config",
-        "config_path",
-        metavar="FILE",
-        help="YAML config file, or the name of one in configs/ (default: configs/default.yaml).",
-    )(func)
-    return func
-
-
-def build_config(config_path, sets, **overrides):
-    from animegan.config import load_config
-
-    return load_config(config_path or _default_config_path(), overrides, sets)
-
-
-def _default_config_path():
-    from animegan.config import CONFIG_DIR
-
-    default = CONFIG_DIR / "default.yaml"
-    return default if default.is_file() else None
-
-
 @click.group(cls=CleanErrors, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="animegan")
 @click.option("-v", "--verbose", is_flag=True, help="Show TensorFlow's log and full tracebacks.")
@@ -122,7 +51,8 @@ def cli(ctx, verbose):
 @click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--n", "n", default=2000, show_default=True, type=click.IntRange(1), help="How many faces to draw.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same pictures.")
-def demo_data(dst, n, seed):
+@click.option("--force", is_flag=True, help="Draw into DST even though it holds files demo-data did not write.")
+def demo_data(dst, n, seed, force):
     """Draw synthetic anime-style faces (JPEG and PNG, 96-512 px) into DST.
 
     \b
@@ -130,8 +60,8 @@ def demo_data(dst, n, seed):
     """
     from animegan.demo_data import write_demo_faces
 
-    written = write_demo_faces(dst, n=n, seed=seed)
-    click.echo(f"wrote {written} faces to {dst}")
+    written = write_demo_faces(dst, n=n, seed=seed, force=force)
+    say(f"wrote {written} faces to {dst}", output=True)
 
 
 @cli.command()
@@ -292,10 +222,9 @@ def train(
 @click.option(
     "--frames", default=16, show_default=True, type=click.IntRange(2), help="Frames between two points of a walk."
 )
-@click.option(
-    "--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs."
-)
-def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation, interpolate, frames, runs_dir):
+@runs_dir_option
+@click.option("--force", is_flag=True, help="Replace --out and --separate's files even if not ours.")
+def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation, interpolate, frames, runs_dir, force):
     """Decode noise into a PNG grid (or a GIF walk) with a trained generator.
 
     \b
@@ -320,8 +249,9 @@ def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation,
         interpolate=interpolate,
         frames=frames,
         runs_dir=runs_dir,
+        force=force,
     )
-    click.echo(str(path))
+    say(str(path), output=True)
 
 
 @cli.command()
@@ -331,8 +261,9 @@ def sample(n, run_dir, checkpoint, seed, out, cols, scale, separate, truncation,
 )
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file or folder.")
 @click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
-@click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True)
-def export(run_dir, fmt, out, checkpoint, runs_dir):
+@runs_dir_option
+@click.option("--force", is_flag=True, help="Replace an existing --out file or earlier SavedModel.")
+def export(run_dir, fmt, out, checkpoint, runs_dir, force):
     """Write the generator (EMA weights) as a .keras file, a SavedModel or a TFLite model.
 
     \b
@@ -341,8 +272,8 @@ def export(run_dir, fmt, out, checkpoint, runs_dir):
     import_tensorflow()
     from animegan.export import export_generator
 
-    path = export_generator(run_dir=run_dir, fmt=fmt, out=out, checkpoint=checkpoint, runs_dir=runs_dir)
-    click.echo(str(path))
+    path = export_generator(run_dir=run_dir, fmt=fmt, out=out, checkpoint=checkpoint, runs_dir=runs_dir, force=force)
+    say(str(path), output=True)
 
 
 @cli.command()
@@ -371,7 +302,7 @@ def export(run_dir, fmt, out, checkpoint, runs_dir):
 )
 @click.option("--checkpoint", help="A checkpoint path or epoch number (default: the latest).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True)
+@runs_dir_option
 def evaluate(run_dir, real, images_dir, n, metric_names, inception_weights, checkpoint, seed, runs_dir):
     """Score a run's generator, or a folder of images, against real images: SWD (fidelity of local
     detail), precision/recall/density/coverage and near-duplicates (fidelity vs variety); FID and KID
@@ -402,14 +333,12 @@ def evaluate(run_dir, real, images_dir, n, metric_names, inception_weights, chec
             runs_dir=runs_dir,
         )
     for key, value in results.items():
-        click.echo(f"{key}: {value:.4f}")
+        say(f"{key}: {value:.4f}", output=True)
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path), required=False)
-@click.option(
-    "--runs-dir", type=click.Path(path_type=Path), default="runs", show_default=True, help="Where to look for runs."
-)
+@runs_dir_option
 def plot(run_dir, runs_dir):
     """Redraw a run's losses.png and quality.png from its metrics.jsonl, e.g. after `animegan evaluate`
     (training redraws them at every epoch end on its own).
@@ -420,7 +349,7 @@ def plot(run_dir, runs_dir):
     from animegan.monitor import plot_run
 
     for path in plot_run(run_dir, runs_dir):
-        click.echo(str(path))
+        say(str(path), output=True)
 
 
 @cli.group()
@@ -436,7 +365,7 @@ def config_show(config_path, sets):
     \b
     Example: animegan config show --config demo --set train.epochs=3
     """
-    click.echo(build_config(config_path, sets).to_yaml(), nl=False)
+    say(build_config(config_path, sets).to_yaml(), output=True, end="")
 
 
 def main():

@@ -1,4 +1,6 @@
-"""Typed configuration: dataclass defaults, YAML files, `--set` overrides and validation.
+"""Typed configuration: dataclass defaults, `--set` overrides, layering and validation of the values.
+
+Finding and reading a config file (configs/ names, YAML syntax, duplicate keys) is configfile.py.
 
 The dataclass defaults below are the default config; `configs/default.yaml` spells out the
 same values (a test keeps the two equal). Every other YAML file overrides some of them.
@@ -16,9 +18,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from animegan.configfile import read_config_file, resolve_config_path
 from animegan.errors import UserError
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 @dataclass
@@ -343,41 +344,6 @@ def validate(cfg: Config, source: str = "config") -> Config:
     return cfg
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a key given twice in one mapping (plain PyYAML keeps the last, silently)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise DuplicateKey(key, key_node.start_mark.line + 1)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-class DuplicateKey(Exception):
-    def __init__(self, key, line: int):
-        super().__init__(key, line)
-        self.key, self.line = key, line
-
-
-def resolve_config_path(name_or_path: str) -> Path:
-    """Accept a file path, or the name of a file in configs/ ('demo' -> configs/demo.yaml)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        raise UserError(
-            f"--config '{name_or_path}' is a folder; give a YAML file in it, such as {path / 'config.yaml'}"
-        )
-    named = CONFIG_DIR / f"{name_or_path}.yaml"
-    if named.is_file():
-        return named
-    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) if CONFIG_DIR.is_dir() else "none"
-    raise UserError(f"config file '{name_or_path}' not found; give a YAML path or one of: {known}")
-
-
 def apply_overrides(cfg: Config, overrides: dict[str, Any], source: str) -> Config:
     for key, value in overrides.items():
         _set_key(cfg, key, value, source)
@@ -408,20 +374,7 @@ def load_config(
     if path is not None:
         file = resolve_config_path(str(path))
         source = str(file)
-        try:
-            data = yaml.load(file.read_text(encoding="utf-8"), Loader=UniqueKeyLoader) or {}
-        except DuplicateKey as exc:
-            raise UserError(f"{file}: key '{exc.key}' is given twice (line {exc.line}); keep one") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise UserError(f"{file}: not valid YAML{where}; fix the syntax") from None
-        except OSError as exc:
-            raise UserError(f"{file}: cannot read ({exc.strerror})") from None
-        except UnicodeDecodeError:
-            raise UserError(f"{file}: not UTF-8 text; give a YAML config file") from None
-        if not isinstance(data, dict):
-            raise UserError(f"{file}: expected a mapping of sections (data:, model:, train:, ...)")
+        data = read_config_file(file)
         cfg.name = file.stem
         apply_overrides(cfg, flatten(data), source)
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}

@@ -8,6 +8,7 @@ tilt. Image i depends only on (seed, i), never on n, so a bigger --n extends a s
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 
@@ -54,14 +55,23 @@ MOUTH_COLOUR = (150, 45, 55)
 BLUSH_COLOUR = (255, 120, 140)
 
 
-def write_demo_faces(dst: Path, n: int = 2000, seed: int = 0) -> int:
-    """Draw n faces into dst as face_00000.jpg / .png (96-512 px, some non-square); return n.
+# Our file names and their temp files: a folder of only these is an earlier demo-data's (a preprocessed set also has
+# preprocess.json). A marker file would do too, but preprocess would then report it as a skipped file.
+OWN_NAME = re.compile(r"face_\d{5}\.(jpg|png)|\.face_\d{5}\..*\.tmp")
 
-    Raises UserError when dst cannot be created or the seed is negative.
-    """
+
+def write_demo_faces(dst: Path, n: int = 2000, seed: int = 0, force: bool = False) -> int:
+    """Draw n faces into dst as face_00000.jpg / .png (96-512 px, some non-square); return n. A UserError
+    refuses a negative seed, a dst that cannot be created, and (unless `force`) a dst holding other files."""
     if seed < 0:
         raise UserError(f"--seed {seed} is negative; use a seed of 0 or more")
     dst = Path(dst)
+    foreign = [] if force or not dst.is_dir() else [p.name for p in dst.iterdir() if not OWN_NAME.fullmatch(p.name)]
+    if foreign:
+        raise UserError(
+            f"'{dst}' holds files demo-data did not write (e.g. '{min(foreign)}'); choose an empty or new folder, "
+            "or add --force to draw into it anyway"
+        )
     try:
         dst.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -21,15 +21,22 @@ from pathlib import Path
 
 from animegan.checkpoints import load_generator
 from animegan.errors import UserError
+from animegan.files import refuse_to_replace
 from animegan.rundir import find_run
 
 
 def export_generator(
-    run_dir: Path | None, fmt: str, out: Path, checkpoint: str | None = None, runs_dir: Path = Path("runs")
+    run_dir: Path | None,
+    fmt: str,
+    out: Path,
+    checkpoint: str | None = None,
+    runs_dir: Path = Path("runs"),
+    force: bool = False,
 ) -> Path:
-    """Write the run's generator to `out` as `fmt` (keras, savedmodel or tflite) and return `out`."""
+    """Write the run's generator to `out` as `fmt` (keras, savedmodel or tflite) and return `out`;
+    an existing `out` is replaced only with `force`."""
     out = Path(out)
-    check_out(fmt, out)
+    check_out(fmt, out, force)
     run = find_run(run_dir, runs_dir)
     generator, _, _ = load_generator(run, checkpoint)
     write = {"keras": write_keras, "savedmodel": write_savedmodel, "tflite": write_tflite}[fmt]
@@ -38,19 +45,30 @@ def export_generator(
     return out
 
 
-def check_out(fmt: str, out: Path) -> None:
-    """Refuse outputs that would fail late, or replace something that is not an earlier export."""
-    if fmt == "keras" and out.suffix != ".keras":
-        raise UserError(f"--out '{out}': Keras needs a file name ending in .keras, e.g. generator.keras")
+# The file name each single-file format needs; a wrong one is most likely a slip (--out notes.txt).
+SUFFIXES = {"keras": ".keras", "tflite": ".tflite"}
+
+
+def check_out(fmt: str, out: Path, force: bool) -> None:
+    """Refuse outputs that would fail late or land under a misleading name, and any replacement without
+    `force` (a folder of other files even with it: that is never an earlier export)."""
     if fmt == "savedmodel":
         if out.is_file():
             raise UserError(f"--out '{out}' is a file; a SavedModel is a folder, give a folder path")
-        if out.is_dir() and any(out.iterdir()) and not (out / "saved_model.pb").is_file():
-            raise UserError(
-                f"--out '{out}' is a folder of other files; give a new folder (only an earlier SavedModel is replaced)"
-            )
-    elif out.is_dir():
-        raise UserError(f"--out '{out}' is a folder; give a file path such as {out / ('generator.' + fmt)}")
+        if out.is_dir() and any(out.iterdir()):
+            if not (out / "saved_model.pb").is_file():
+                raise UserError(
+                    f"--out '{out}' is a folder of other files; give a new folder "
+                    "(only an earlier SavedModel is replaced, with --force)"
+                )
+            refuse_to_replace(out, "--out", force)
+        return
+    if out.is_dir():
+        raise UserError(f"--out '{out}' is a folder; give a file path such as {out / 'generator'}{SUFFIXES[fmt]}")
+    suffix = SUFFIXES[fmt]
+    if out.suffix != suffix:
+        raise UserError(f"--out '{out}': {fmt} needs a file name ending in {suffix}, e.g. generator{suffix}")
+    refuse_to_replace(out, "--out", force)
 
 
 def write_keras(generator, path: Path) -> None:
@@ -78,7 +96,7 @@ def write_tflite(generator, path: Path) -> None:
 def staged_output(out: Path):
     """Yield a path named like `out` in a new temp folder beside it; move it over `out` only if the block succeeds.
 
-    images.atomic_path's temp-file names do not fit here: Keras insists on the .keras suffix and a
+    files.atomic_path's temp-file names do not fit here: Keras insists on the .keras suffix and a
     SavedModel is a folder. Staging beside `out` keeps the final rename on one filesystem.
     """
     try:

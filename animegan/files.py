@@ -38,6 +38,12 @@ def atomic_path(path: Path):
             os.unlink(tmp)
 
 
+def refuse_to_replace(path: Path, option: str, force: bool, ours: bool = False) -> None:
+    """Stop a write that would replace an existing file the user may want, unless it is one of ours or `force`."""
+    if Path(path).exists() and not (ours or force):
+        raise UserError(f"{option} '{path}' already exists; add --force to replace it, or choose another path")
+
+
 def remove_temp_files(folder: Path) -> list[str]:
     """Delete the temp files that atomic_path leaves in `folder` when its process is killed mid-write;
     returns their names. Call only where no one else is writing (a run's lock held)."""

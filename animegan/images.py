@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from animegan.files import atomic_path
 
@@ -49,16 +49,40 @@ def to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image, mode=None)
 
 
+# Every PNG and GIF we write carries this tag, so that a later write can tell our pictures (safe to
+# replace) from a user's file of the same name.
+SOFTWARE = "animegan"
+
+
 def write_png(path: Path, image: np.ndarray) -> Path:
-    """Write an HWC uint8 image as a PNG, atomically (8-bit grayscale or RGB)."""
+    """Write an HWC uint8 image as a PNG, atomically (8-bit grayscale or RGB), tagged as ours."""
+    tag = PngImagePlugin.PngInfo()
+    tag.add_text("Software", SOFTWARE)
     with atomic_path(path) as tmp:
-        to_pil(image).save(tmp, format="PNG")
+        to_pil(image).save(tmp, format="PNG", pnginfo=tag)
     return Path(path)
 
 
 def write_gif(path: Path, frames: list[np.ndarray], duration_ms: int = 100) -> Path:
-    """Write HWC uint8 frames as a looping animated GIF, atomically."""
+    """Write HWC uint8 frames as a looping animated GIF, atomically, tagged as ours."""
     pictures = [to_pil(f) for f in frames]
     with atomic_path(path) as tmp:
-        pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:], duration=duration_ms, loop=0)
+        pictures[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=pictures[1:],
+            duration=duration_ms,
+            loop=0,
+            comment=SOFTWARE.encode(),
+        )
     return Path(path)
+
+
+def written_by_animegan(path: Path) -> bool:
+    """Whether `path` is a PNG or GIF that write_png or write_gif made (a missing or foreign file is not)."""
+    try:
+        with Image.open(path) as picture:
+            return SOFTWARE in (picture.info.get("Software"), picture.info.get("comment", b"").decode(errors="replace"))
+    except (OSError, ValueError):
+        return False

@@ -12,13 +12,13 @@ no line is ever appended onto a torn one. A bad line anywhere else is an error n
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from animegan.errors import UserError
 from animegan.files import atomic_path
 from animegan.rundir import metrics_path
+from animegan.say import say
 
 
 def _parse(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
@@ -49,7 +49,7 @@ def _parse(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
 
 
 def _torn_warning(path: Path, torn: str, what: str) -> None:
-    print(f"warning: {path}: the last line is cut short ({torn[:40]!r}, an interrupted write); {what}", file=sys.stderr)
+    say(f"warning: {path}: the last line is cut short ({torn[:40]!r}, an interrupted write); {what}")
 
 
 def read_metrics(run: Path) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from animegan.convert import TEMP_PATTERN, Converted, Settings, converted_files, load_cascade
 from animegan.errors import UserError
 from animegan.files import IMAGE_SUFFIXES, atomic_path
+from animegan.say import say
 
 REPORT_NAME = "preprocess.json"
 JOURNAL_NAME = "preprocess-journal.jsonl"
@@ -276,7 +277,7 @@ def run_preprocess(src: Path, dst: Path, cfg, overwrite: bool = False, show_prog
             f"none of the {len(files)} files in '{printable(str(src))}' gave an image ({reasons or 'none read'}); "
             f"see {printable(str(dst / REPORT_NAME))} for each file, then give a folder of readable images"
         )
-    print(summary(report, dst))
+    say(summary(report, dst), output=True)
     return report
 
 

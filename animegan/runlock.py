@@ -14,7 +14,6 @@ import fcntl
 import json
 import os
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from animegan import rundir
 from animegan.config import Config
 from animegan.errors import UserError
 from animegan.files import remove_temp_files
+from animegan.say import say
 
 
 def _describe(holder: dict) -> str:
@@ -82,7 +82,7 @@ def run_lock(run: Path, command: str) -> Iterator[None]:
                 f"delete {path} and try again"
             )
         if left:
-            print(f"note: taking over the lock of {run} left by {_describe(left)}, which has ended", file=sys.stderr)
+            say(f"note: taking over the lock of {run} left by {_describe(left)}, which has ended")
         since = time.strftime("%Y-%m-%d %H:%M:%S")
         holder = json.dumps({"pid": os.getpid(), "host": host, "since": since, "command": command})
         os.ftruncate(fd, 0)
@@ -120,7 +120,7 @@ def _remove_leftovers(run: Path) -> None:
 
     removed = [*remove_temp_files(run), *remove_temp_files(rundir.samples_dir(run)), *remove_unfinished(run)]
     if removed:
-        print(f"note: removed what interrupted writes left in {run}: {', '.join(removed)}", file=sys.stderr)
+        say(f"note: removed what interrupted writes left in {run}: {', '.join(removed)}")
 
 
 def _remove_if_only_the_lock(run: Path) -> None:

@@ -7,13 +7,15 @@ same noise on every machine, and the same seed and checkpoint give a byte-identi
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from animegan.checkpoints import load_generator
 from animegan.errors import UserError
-from animegan.images import make_grid, to_uint8, write_gif, write_png
+from animegan.files import refuse_to_replace
+from animegan.images import make_grid, to_uint8, write_gif, write_png, written_by_animegan
 from animegan.rundir import find_run, samples_dir
 
 BATCH_SIZE = 256  # images per generator call: the fastest of 32..1000 on a CPU for the default model
@@ -21,6 +23,8 @@ BATCH_SIZE = 256  # images per generator call: the fastest of 32..1000 on a CPU 
 # Redrawing components until all lie within +/-T takes about 1/P(|z| < T) rounds: fine down to 0.01,
 # endless near 0. Below 0.1 every image is already close to the average face anyway.
 MIN_TRUNCATION = 0.01
+# One call's images sit in memory at once (10,000 of 256 px RGB is 2 GB); more is several calls with other seeds.
+MAX_IMAGES = 10_000
 
 
 def sample_command(
@@ -36,15 +40,21 @@ def sample_command(
     interpolate: int | None,
     frames: int,
     runs_dir: Path,
+    force: bool = False,
 ) -> Path:
     """Write a grid PNG (or, with `interpolate`, a GIF of n latent walks) and return its path."""
-    check_options(n, out, separate, truncation, interpolate)
+    check_options(n, out, separate, truncation, interpolate, frames)
     run = find_run(run_dir, runs_dir)
     generator, cfg, epoch = load_generator(run, checkpoint)
     noise_dim = cfg.model.noise_dim
     cols = min(cols, n) if cols else None
     if out is None:
         out = samples_dir(run) / f"sample_epoch{epoch:04d}_seed{seed}{'.gif' if interpolate else '.png'}"
+    else:
+        refuse_to_replace(out, "--out", force, ours=written_by_animegan(out))
+    singles = [] if separate is None else separate_paths(separate, out, n)
+    for path in singles:
+        refuse_to_replace(path, "--separate", force, ours=written_by_animegan(path))
     traced = trace_generator(generator)
 
     if interpolate:
@@ -54,22 +64,36 @@ def sample_command(
         return write_gif(out, [make_grid(frame, cols, scale=scale) for frame in per_frame])
 
     images = to_uint8(generate(traced, draw_noise(n, noise_dim, seed, truncation)))
-    if separate is not None:
-        digits = len(str(n - 1))
-        for i, image in enumerate(images):
-            # A one-cell grid without a border is the image upscaled like the grid's cells.
-            write_png(separate / f"{out.stem}_{i:0{digits}d}.png", make_grid(image[None], border=0, scale=scale))
+    for path, image in zip(singles, images):
+        # A one-cell grid without a border is the image upscaled like the grid's cells.
+        write_png(path, make_grid(image[None], border=0, scale=scale))
     return write_png(out, make_grid(images, cols, scale=scale))
 
 
+def separate_paths(separate: Path, out: Path, n: int) -> list[Path]:
+    """Where --separate writes the grid's n images: <grid name>_<i>.png, numbered with equal digits."""
+    digits = len(str(n - 1))
+    return [separate / f"{out.stem}_{i:0{digits}d}.png" for i in range(n)]
+
+
 def check_options(
-    n: int, out: Path | None, separate: Path | None, truncation: float | None, interpolate: int | None
+    n: int, out: Path | None, separate: Path | None, truncation: float | None, interpolate: int | None, frames: int
 ) -> None:
     """Reject bad combinations before the slow part (importing TensorFlow, loading the checkpoint)."""
-    if n < 1:
-        raise UserError(f"--n {n}: need at least 1 image")
-    if truncation is not None and truncation < MIN_TRUNCATION:
-        raise UserError(f"--truncation {truncation}: use {MIN_TRUNCATION} or more (0.5 to 1 is the usual range)")
+    if not 1 <= n <= MAX_IMAGES:
+        raise UserError(
+            f"--n {n}: give 1 to {MAX_IMAGES:,} images; for more, call sample several times with other --seed values"
+        )
+    # "not >=" also catches nan, which fails every comparison; inf would redraw nothing and mean "no truncation".
+    if truncation is not None and not (MIN_TRUNCATION <= truncation < math.inf):
+        raise UserError(
+            f"--truncation {truncation}: use a number of {MIN_TRUNCATION} or more (0.5 to 1 is the usual range)"
+        )
+    if interpolate and n * interpolate * frames > MAX_IMAGES:
+        raise UserError(
+            f"--n {n} x --interpolate {interpolate} x --frames {frames} is {n * interpolate * frames:,} images; "
+            f"keep the product at {MAX_IMAGES:,} or less"
+        )
     wanted = ".gif" if interpolate else ".png"
     if out is not None and out.suffix.lower() != wanted:
         what = "an interpolation is written as a GIF" if interpolate else "a grid is written as a PNG"

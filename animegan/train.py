@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -26,14 +25,10 @@ from animegan.ema import standing_batchnorm_stats
 from animegan.errors import UserError
 from animegan.files import atomic_path
 from animegan.images import make_grid, to_uint8, write_png
+from animegan.say import say
 from animegan.step import TrainState, build_state, make_train_step
 
 FETCH_EVERY = 10  # steps between reading losses back from the device (each read is a sync)
-
-
-def log(message: str) -> None:
-    """Messages go to stderr, between progress bars; stdout stays free for results."""
-    tqdm.write(message, file=sys.stderr)
 
 
 def mean(sums: dict, key: str) -> float:
@@ -52,7 +47,7 @@ class GracefulStop:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
-        log("stopping after this step (Ctrl-C again to stop at once)...")
+        say("stopping after this step (Ctrl-C again to stop at once)...")
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -81,7 +76,7 @@ def fit_batch_size(requested: int, num_images: int, replicas: int) -> int:
     if num_images >= requested:
         return requested
     fitted = num_images - num_images % replicas
-    log(f"warning: only {num_images} images, fewer than one batch of {requested}; training with batch size {fitted}")
+    say(f"warning: only {num_images} images, fewer than one batch of {requested}; training with batch size {fitted}")
     return fitted
 
 
@@ -117,20 +112,20 @@ def restore_run(cfg: Config, saver: checkpoints.Checkpoints, run: Path, chief: b
     its first checkpoint; tidy the metrics log to match. False when the run has its epochs already."""
     done = 0
     if not checkpoints.checkpoint_prefixes(run):
-        log(f"note: run {run} has no checkpoint yet (it stopped before its first epoch ended); starting it afresh")
+        say(f"note: run {run} has no checkpoint yet (it stopped before its first epoch ended); starting it afresh")
     else:
         restored = saver.restore_latest(run)
         done = int(saver.state.epoch.numpy())
-        log(f"resumed {restored} (epoch {done}, step {int(saver.state.step.numpy())})")
+        say(f"resumed {restored} (epoch {done}, step {int(saver.state.step.numpy())})")
         if done >= cfg.train.epochs:
-            log(
+            say(
                 f"run {run} already has {done} epochs and --epochs ({cfg.train.epochs}) is the total to reach, "
                 f"not a number to add; to train more: "
                 f"animegan train --resume {run} --epochs {done + max(10, done // 2)}"
             )
             return False
     if chief and (dropped := metricslog.tidy_metrics(run, done)):
-        log(f"dropped {dropped} {rundir.metrics_path(run)} line(s) past epoch {done}: those epochs are trained again")
+        say(f"dropped {dropped} {rundir.metrics_path(run)} line(s) past epoch {done}: those epochs are trained again")
     return True
 
 
@@ -141,12 +136,12 @@ def train_run(cfg, state, strategy, saver, run, chief, precision, xla, gpus) -> 
     global_batch = fit_batch_size(cfg.train.batch_size, len(images), strategy.num_replicas_in_sync)
     steps_per_epoch = len(images) // global_batch
     if chief:
-        log(
+        say(
             f"image cache: {images.filename} ({images.nbytes / 1e9:.2f} GB, memory-mapped; safe to delete, "
             "rebuilt when needed; data.cache_dir puts it elsewhere)"
         )
         if note := small_data_note(cfg.train, len(images), global_batch):
-            log(note)
+            say(note)
         rundir.save_config(run, cfg)
         runtime = {
             "animegan": __version__,
@@ -161,7 +156,7 @@ def train_run(cfg, state, strategy, saver, run, chief, precision, xla, gpus) -> 
         }
         with atomic_path(run / "runtime.json") as tmp:
             tmp.write_text(json.dumps(runtime, indent=2) + "\n", encoding="utf-8")
-    log(
+    say(
         f"run {run}: {len(images)} images, batch {global_batch}, {steps_per_epoch} steps/epoch, "
         f"{precision}, XLA {'on' if xla else 'off'}, "
         f"{strategy.num_replicas_in_sync} replica(s) on {describe_device(gpus)}"
@@ -220,7 +215,7 @@ class EpochLoop:
                 if stop.signum is not None:
                     self.stop_for_signal(stop.signum)
                 if out_of_time:
-                    log(
+                    say(
                         f"train.max_minutes ({cfg.train.max_minutes:g}) reached after epoch {epoch}; "
                         f"continue with --resume {self.run_dir}"
                     )
@@ -228,7 +223,7 @@ class EpochLoop:
             if self.chief:
                 gif = write_progress_gif(self.run_dir)
                 last = sorted(rundir.samples_dir(self.run_dir).glob("epoch_*.png"))
-                log(f"done: {self.run_dir} (samples: {last[-1] if last else 'none'}; progress: {gif})")
+                say(f"done: {self.run_dir} (samples: {last[-1] if last else 'none'}; progress: {gif})")
         finally:
             if self.log is not None:
                 self.log.close()
@@ -290,7 +285,7 @@ class EpochLoop:
         prefix = self.saver.save(int(self.state.step.numpy()))
         name = signal.Signals(signum).name
         if self.chief:
-            log(
+            say(
                 f"{name}: saved {prefix} at step {int(self.state.step.numpy())}; "
                 f"resume with: animegan train --resume {self.run_dir}"
             )
@@ -321,9 +316,9 @@ class EpochLoop:
         record["wall_s"] = time.perf_counter() - epoch_start
         if self.log is not None:
             if warning := state.augment.memorising_warning(record):
-                log(warning)
+                say(warning)
             self.log.epoch(record, grid)
         if epoch % cfg.train.save_every == 0 or last:
             self.saver.save(int(state.step.numpy()))
         if evaluated and (best := self.best.offer(state, record[cfg.train.eval_metric])):
-            log(f"new best {cfg.train.eval_metric} {record[cfg.train.eval_metric]:.3f}: {best}")
+            say(f"new best {cfg.train.eval_metric} {record[cfg.train.eval_metric]:.3f}: {best}")

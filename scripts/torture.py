@@ -165,7 +165,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="animegan-torture-"))
     work.mkdir(parents=True, exist_ok=True)
     setup(work)
-    from animegan.cli import quiet_tensorflow, stderr_silenced
+    from animegan.clikit import quiet_tensorflow, stderr_silenced
 
     quiet_tensorflow(verbose=False)
     with stderr_silenced(True):  # the checks run TensorFlow in this process too: without its start-up noise

@@ -29,17 +29,42 @@ def tiny_config(tmp_path, **train) -> Config:
     return cfg
 
 
-def save_untrained_run(run, cfg, epochs=(1,)):
+def save_untrained_run(run, cfg, epochs=(1,), known=False):
     """Write `cfg` and, for each of `epochs`, a checkpoint ckpt-<epoch> of a freshly initialised
-    generator into `run` (each initialised anew, so each checkpoint draws other pictures)."""
+    generator into `run` (each initialised anew, so each checkpoint draws other pictures). With
+    `known`, ckpt-<epoch> holds known_weights(cfg, epoch) instead, for tests that check what was restored."""
     from animegan.checkpoints import save_generator
-    from animegan.models import build_generator
     from animegan.rundir import save_config
 
     save_config(run, cfg)
     for epoch in epochs:
-        save_generator(run, build_generator(cfg.model, cfg.data.size, cfg.data.channels), epoch)
+        save_generator(run, generator_with(cfg, known_weights(cfg, epoch) if known else None), epoch)
     return run
+
+
+def generator_with(cfg, weights=None):
+    """A generator of `cfg`'s shape built directly (not via a checkpoint), holding `weights` if given."""
+    from animegan.models import build_generator
+
+    generator = build_generator(cfg.model, cfg.data.size, cfg.data.channels)
+    if weights is not None:
+        generator.set_weights(weights)
+    return generator
+
+
+def known_weights(cfg, seed: int) -> list:
+    """Seeded values for every variable of `cfg`'s generator, in `generator.weights` order, BatchNorm's
+    moving statistics included. An untrained generator has those at 0 and 1, where inference and
+    training mode agree, so a restore or export that dropped or mixed them up would go unseen."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    values = []
+    for variable in generator_with(cfg).weights:
+        positive = variable.path.endswith(("moving_variance", "gamma"))  # a scale: far from 1 but above 0
+        value = rng.uniform(0.5, 2.0, variable.shape) if positive else rng.normal(0.0, 0.3, variable.shape)
+        values.append(value.astype(np.float32))
+    return values
 
 
 def write_blob_faces(folder, n: int = 40, size: int = 16, channels: int = 1, seed: int = 0):

@@ -1,15 +1,22 @@
 """Finding and loading checkpoints (restoring a whole run is tested in test_train.py, damage in test_sample.py)."""
 
+import numpy as np
 import pytest
+from helpers import known_weights, save_untrained_run, tiny_config
 
 from animegan.checkpoints import checkpoint_epochs, checkpoint_prefixes, load_generator, resolve_checkpoint
 from animegan.errors import UserError
 
 
-def test_load_generator_restores_checkpoint(fake_run):
-    generator, cfg, epoch = load_generator(fake_run)
-    assert epoch == 1
-    assert generator.output_shape == (None, cfg.data.size, cfg.data.size, cfg.data.channels)
+def test_load_generator_restores_the_weights_written_into_the_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path)
+    run = save_untrained_run(tmp_path / "runs" / "tiny-001", cfg, epochs=(1, 2), known=True)
+    for wanted in (None, "1"):  # the newest (epoch 2), then epoch 1 by number
+        generator, loaded_cfg, epoch = load_generator(run, wanted)
+        assert epoch == (2 if wanted is None else 1)
+        assert generator.output_shape == (None, cfg.data.size, cfg.data.size, cfg.data.channels)
+        for variable, value in zip(generator.weights, known_weights(cfg, epoch), strict=True):
+            np.testing.assert_array_equal(variable.numpy(), value, err_msg=variable.path)
 
 
 def test_unknown_epoch_lists_available(fake_run):

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 import animegan
 from animegan.cli import cli
-from animegan.config import CONFIG_DIR, load_config
+from animegan.config import load_config
+from animegan.configfile import CONFIG_DIR
 
 COMMANDS = ["demo-data", "preprocess", "train", "sample", "export", "evaluate", "plot", "config"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -191,3 +192,32 @@ def test_importing_animegan_turns_onednn_on_unless_the_user_chose(user_value, ex
         timeout=60,
     )
     assert result.stdout.strip() == expected, result.stderr
+
+
+def test_say_puts_messages_on_stderr_and_results_on_stdout_between_progress_bars(capsys):
+    from tqdm import tqdm
+
+    from animegan.say import say
+
+    with tqdm(total=2, file=sys.stderr) as bar:
+        say("note: a message")
+        say("swd: 1.0000", output=True)
+        say("no newline", output=True, end="")
+        bar.update(2)
+    out, err = capsys.readouterr()
+    assert out == "swd: 1.0000\nno newline"  # nothing of the bar or the messages in a command's output
+    assert "note: a message\n" in err
+
+
+@pytest.mark.parametrize("command", ["plot", "sample"])
+def test_runs_dir_defaults_to_the_default_configs_train_runs_dir(tmp_path, monkeypatch, command):
+    import animegan.configfile
+
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "default.yaml").write_text("train:\n  runs_dir: elsewhere\n")
+    monkeypatch.setattr(animegan.configfile, "CONFIG_DIR", configs)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, [command])
+    assert result.exit_code == 2
+    assert "no runs found in 'elsewhere/'" in result.stderr

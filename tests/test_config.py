@@ -3,7 +3,8 @@
 import pytest
 import yaml
 
-from animegan.config import CONFIG_DIR, Config, flatten, load_config
+from animegan.config import Config, flatten, load_config
+from animegan.configfile import CONFIG_DIR
 from animegan.errors import UserError
 
 

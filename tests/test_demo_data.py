@@ -84,3 +84,33 @@ def test_unwritable_destination_is_a_user_error(tmp_path):
 def test_negative_seed_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="--seed -1"):
         write_demo_faces(tmp_path, n=1, seed=-1)
+
+
+def test_a_folder_of_other_files_is_refused_unless_force(tmp_path):
+    """A preprocessed demo set has face_00000.png too, but also preprocess.json: not demo-data's folder."""
+    (tmp_path / "face_00000.png").write_bytes(b"a preprocessed image")
+    (tmp_path / "preprocess.json").write_text("{}")
+    with pytest.raises(UserError, match="holds files demo-data did not write .*'preprocess.json'.*--force"):
+        write_demo_faces(tmp_path, n=1)
+    assert (tmp_path / "face_00000.png").read_bytes() == b"a preprocessed image"
+    assert write_demo_faces(tmp_path, n=1, force=True) == 1
+
+
+def test_an_earlier_demo_data_folder_is_drawn_over(tmp_path):
+    earlier, fresh = tmp_path / "earlier", tmp_path / "fresh"
+    write_demo_faces(earlier, n=2, seed=1)
+    (earlier / ".face_00001.x1y2.png.tmp").write_bytes(b"left by a killed run")
+    write_demo_faces(earlier, n=2, seed=0)
+    write_demo_faces(fresh, n=2, seed=0)
+    drawn = {name: data for name, data in file_bytes(earlier).items() if not name.startswith(".")}
+    assert drawn == file_bytes(fresh)
+
+
+def test_cli_refusal_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from animegan.cli import cli
+
+    (tmp_path / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["demo-data", str(tmp_path), "--n", "1"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "notes.txt" in result.stderr

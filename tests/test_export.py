@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import generator_with, known_weights, save_untrained_run, tiny_config
 from PIL import Image
 
 from animegan.cli import cli
@@ -50,16 +51,24 @@ def run_tflite(path, noise):
         ("tflite", "g.tflite", run_tflite, 1),
     ],
 )
-def test_export_round_trip_matches_sample(fake_run, tmp_path, fmt, name, run_exported, tolerance):
+def test_export_round_trip_matches_the_checkpoint_and_sample(tmp_path, fmt, name, run_exported, tolerance):
+    # Weights and BatchNorm moving statistics away from their initial values, as a trained run's are:
+    # with BatchNorm at 0 and 1, an export that normalised with batch statistics would still pass.
+    cfg = tiny_config(tmp_path)
+    run = save_untrained_run(tmp_path / "runs" / "tiny-001", cfg, known=True)
     out = tmp_path / "export" / name
-    result = invoke("export", fake_run, "--format", fmt, "--out", out)
+    result = invoke("export", run, "--format", fmt, "--out", out)
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out)
     assert sorted(p.name for p in out.parent.iterdir()) == [name]  # no staging left behind
 
+    noise = draw_noise(N, NOISE_DIM, SEED)
+    images = to_uint8(run_exported(out, noise))
+    # The generator built here from the weights written into the checkpoint, not read back through load_generator.
+    expected = to_uint8(generator_with(cfg, known_weights(cfg, 1))(noise, training=False).numpy())
+    assert np.abs(images.astype(int) - expected.astype(int)).max() <= tolerance
     grid_png = tmp_path / "sample.png"
-    assert invoke("sample", "--run", fake_run, "--n", N, "--seed", SEED, "--out", grid_png).exit_code == 0
-    images = to_uint8(run_exported(out, draw_noise(N, NOISE_DIM, SEED)))
+    assert invoke("sample", "--run", run, "--n", N, "--seed", SEED, "--out", grid_png).exit_code == 0
     difference = np.abs(make_grid(images)[..., 0].astype(int) - np.asarray(Image.open(grid_png)).astype(int))
     assert difference.max() <= tolerance
 
@@ -69,13 +78,9 @@ def test_savedmodel_export_of_another_checkpoint_replaces_an_earlier_one(three_c
 
     out, noise = tmp_path / "generator", draw_noise(N, NOISE_DIM, SEED)
     exported = {}
-    for epoch in (1, 2):
-        assert (
-            invoke(
-                "export", three_checkpoint_run, "--checkpoint", epoch, "--format", "savedmodel", "--out", out
-            ).exit_code
-            == 0
-        )
+    for epoch, force in ((1, []), (2, ["--force"])):
+        args = ["--checkpoint", epoch, "--format", "savedmodel", "--out", out, *force]
+        assert invoke("export", three_checkpoint_run, *args).exit_code == 0
         exported[epoch] = run_savedmodel(out, noise)
         generator, _, _ = load_generator(three_checkpoint_run, str(epoch))
         assert np.array_equal(exported[epoch], generator(noise, training=False).numpy())
@@ -89,7 +94,11 @@ def test_savedmodel_export_of_another_checkpoint_replaces_an_earlier_one(three_c
 @pytest.mark.parametrize(
     "fmt, out, message",
     [
-        ("keras", "g.h5", "--out 'g.h5': Keras needs a file name ending in .keras"),
+        ("keras", "g.h5", "--out 'g.h5': keras needs a file name ending in .keras"),
+        ("tflite", "notes.txt", "--out 'notes.txt': tflite needs a file name ending in .tflite"),
+        ("keras", "old.keras", "--out 'old.keras' already exists; add --force"),
+        ("tflite", "old.tflite", "--out 'old.tflite' already exists; add --force"),
+        ("savedmodel", "old-savedmodel", "--out 'old-savedmodel' already exists; add --force"),
         ("tflite", "folder", "--out 'folder' is a folder; give a file path"),
         ("savedmodel", "folder", "--out 'folder' is a folder of other files"),
         ("savedmodel", "file.txt", "--out 'file.txt' is a file"),
@@ -101,9 +110,14 @@ def test_export_errors_are_one_line_exit_2(fake_run, tmp_path, monkeypatch, fmt,
     (tmp_path / "file.txt").write_text("a file where a folder should be")
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "notes.txt").write_text("not a SavedModel")
+    (tmp_path / "notes.txt").write_text("the user's notes")
+    for name in ("old.keras", "old.tflite", "old-savedmodel/saved_model.pb"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("an earlier export")
     result = invoke("export", fake_run, "--format", fmt, "--out", out)
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert (tmp_path / "notes.txt").read_text() == "the user's notes"
 
 
 def test_export_without_runs_says_how_to_train(tmp_path, monkeypatch):

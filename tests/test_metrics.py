@@ -185,13 +185,13 @@ def test_evaluate_checkpoint_scores_and_logs_that_epoch(three_checkpoint_run, re
     ]
 
 
-def test_a_read_only_data_folder_only_costs_the_cache(fake_run, real_folder, monkeypatch, caplog):
+def test_a_read_only_data_folder_only_costs_the_cache(fake_run, real_folder, monkeypatch, capsys):
     def refuse(path):
         raise UserError(f"cannot write '{path}': Read-only file system; choose a writable location")
 
     monkeypatch.setattr(evaluate, "atomic_path", refuse)
     assert "swd" in evaluate_run(run_dir=fake_run, real=real_folder, n=8, metric_names="swd")
-    assert "not caching the real-image features" in caplog.text
+    assert "warning: not caching the real-image features: cannot write" in capsys.readouterr().err
 
 
 def test_changed_real_images_invalidate_the_cache(fake_run, real_folder):
@@ -244,8 +244,9 @@ def test_cli_evaluate_prints_each_metric(fake_run, real_folder):
 )
 def test_cli_errors_are_one_line(fake_run, real_folder, arguments, message):
     result = CliRunner().invoke(cli, ["evaluate", str(fake_run), "--real", str(real_folder), "--n", "8", *arguments])
-    assert result.exit_code == 2
-    assert message in result.output
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and message in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_wrong_or_too_few_real_images_are_refused(fake_run, tmp_path):
@@ -316,6 +317,62 @@ def test_prdc_matches_a_direct_count_on_a_tiny_set():
     assert scores["density"] == pytest.approx(3 / 3)
     assert scores["coverage"] == pytest.approx(3 / 4)  # 3 has no fake within its radius 2
     assert scores["recall"] == pytest.approx(1.0)  # every real lies within 5.5 of 0.5 or 6, or 14 of 20
+
+
+def test_random_network_features_are_the_same_on_every_recreation():
+    """prdc and fd compare runs only in one feature space: the network must come out the same each time."""
+    from animegan.metrics import embedding
+
+    # The first kernel values, pinned: numpy's seeded generator gives them on every machine and process.
+    np.testing.assert_allclose(embedding.network_weights(1)[0].ravel()[:3], [0.0485394, -0.4622249, -0.3853630], 1e-6)
+    np.testing.assert_allclose(embedding.network_weights(3)[0].ravel()[:3], [-0.0762754, 0.1405466, 0.1680118], 1e-6)
+    images = drawn_faces(12, 16, seed=0)
+    first, again = embedding.embedding_features(images), embedding.embedding_features(images.copy())
+    np.testing.assert_array_equal(first["vectors"], again["vectors"])  # built anew, traced anew: the same numbers
+    assert first["vectors"].shape == (12, 2 * sum(embedding.WIDTHS) + 4 * 256) and first["vectors"].std() > 0
+
+
+def whole_matrix(a, b):
+    """All pairwise Euclidean distances at once, by broadcasting: the reference for the metrics' blocks."""
+    return np.sqrt(((a[:, None, :].astype(np.float64) - b[None, :, :]) ** 2).sum(axis=-1))
+
+
+def prdc_from_whole_matrices(real, fake, k):
+    """prdc_scores as computed before it went in blocks: from full (N, N) matrices."""
+    mean, std = real.mean(axis=0), real.std(axis=0) + 1e-6
+    real, fake = (real - mean) / std, (fake - mean) / std
+    radii = {}
+    for name, features in (("real", real), ("fake", fake)):
+        own = whole_matrix(features, features)
+        np.fill_diagonal(own, np.inf)
+        radii[name] = np.sort(own, axis=1)[:, k - 1]
+    between = whole_matrix(real, fake)
+    inside = between < radii["real"][:, None]
+    return {
+        "precision": inside.any(axis=0).mean(),
+        "recall": (between < radii["fake"][None, :]).any(axis=1).mean(),
+        "density": inside.sum(axis=0).mean() / k,
+        "coverage": (between.min(axis=1) < radii["real"]).mean(),
+    }
+
+
+@pytest.mark.parametrize("block_elements", [1, 40, 1 << 22])  # one row per block, a few rows, the whole matrix
+def test_metrics_computed_in_blocks_equal_the_whole_matrix_computation(monkeypatch, block_elements):
+    monkeypatch.setattr(prdc, "BLOCK_ELEMENTS", block_elements)
+    rng = np.random.default_rng(0)
+    real, fake = rng.standard_normal((23, 6)), rng.standard_normal((17, 6)) + 0.3
+    assert prdc.prdc_scores({"vectors": real}, {"vectors": fake}, k=3) == pytest.approx(
+        prdc_from_whole_matrices(real, fake, k=3)
+    )
+
+    images = rng.integers(0, 256, (19, 4, 4, 1), dtype=np.uint8)
+    pixels = images.reshape(19, -1) / 255.0
+    rms = whole_matrix(pixels, pixels) / 4  # sqrt of 16 pixels
+    summary = diversity.pixel_summary(images)
+    assert summary["spread"] == pytest.approx(rms.sum() / (19 * 18), rel=1e-6)
+    np.fill_diagonal(rms, np.inf)
+    np.testing.assert_allclose(summary["nn"], rms.min(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(diversity.nearest_distances(images[:5], images[5:]), rms[:5, 5:].min(axis=1), rtol=1e-5)
 
 
 def test_diversity_flags_near_duplicates_and_spread():

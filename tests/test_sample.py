@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import CHECKPOINT_DAMAGE, damage_checkpoint, save_untrained_run, tiny_config
+from helpers import CHECKPOINT_DAMAGE, damage_checkpoint, generator_with, known_weights, save_untrained_run, tiny_config
 from PIL import Image
 
 from animegan.checkpoints import checkpoint_dir, load_generator
@@ -96,6 +96,30 @@ def test_same_seed_same_bytes_other_seed_other_picture(fake_run, tmp_path):
     assert a != c
 
 
+def test_out_replaces_our_own_grid_on_a_rerun(fake_run, tmp_path):
+    out = tmp_path / "grid.png"
+    written(sample("--run", fake_run, "--n", 4, "--out", out))
+    first = out.read_bytes()
+    written(sample("--run", fake_run, "--n", 9, "--out", out))
+    assert out.read_bytes() != first
+
+
+@pytest.mark.parametrize(
+    "args, users_file",
+    [(["--out", "theirs.png"], "theirs.png"), (["--out", "grid.png", "--separate", "."], "grid_0.png")],
+)
+def test_a_users_file_is_replaced_only_with_force(fake_run, tmp_path, monkeypatch, args, users_file):
+    monkeypatch.chdir(tmp_path)
+    Image.new("L", (5, 5)).save(users_file)  # a PNG from some other program
+    users_bytes = (tmp_path / users_file).read_bytes()
+    result = sample("--run", fake_run, "--n", 4, *args)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert f"'{users_file}' already exists; add --force" in result.stderr
+    assert (tmp_path / users_file).read_bytes() == users_bytes
+    written(sample("--run", fake_run, "--n", 4, *args, "--force"))
+    assert (tmp_path / users_file).read_bytes() != users_bytes
+
+
 def test_truncation_redraws_only_components_beyond_it():
     plain = draw_noise(64, 8, seed=1)
     truncated = draw_noise(64, 8, seed=1, truncation=0.5)
@@ -169,8 +193,12 @@ def remove_checkpoints(run):
 @pytest.mark.parametrize(
     "args, spoil, message",
     [
-        (["--n", 0], None, "--n 0: need at least 1 image"),
-        (["--truncation", 0.001], None, "--truncation 0.001: use 0.01 or more"),
+        (["--n", 0], None, "--n 0: give 1 to 10,000 images"),
+        (["--n", 10_001], None, "--n 10001: give 1 to 10,000 images; for more, call sample several times"),
+        (["--n", 100, "--interpolate", 10, "--frames", 11], None, "is 11,000 images; keep the product at 10,000"),
+        (["--truncation", 0.001], None, "--truncation 0.001: use a number of 0.01 or more"),
+        (["--truncation", "nan"], None, "--truncation nan: use a number of 0.01 or more"),
+        (["--truncation", "inf"], None, "--truncation inf: use a number of 0.01 or more"),
         (["--out", "grid.jpg"], None, "give a path ending in .png"),
         (["--interpolate", 2, "--out", "walk.png"], None, "give a path ending in .gif"),
         (["--interpolate", 2, "--separate", "single"], None, "does not combine with --interpolate"),
@@ -235,14 +263,16 @@ def test_a_damaged_checkpoint_asked_for_by_name_is_an_error_naming_it(three_chec
     assert "ckpt-3" in result.stderr and "available epochs: 1, 2" in result.stderr
 
 
-def test_checkpoint_option_picks_that_epochs_generator(three_checkpoint_run, tmp_path, monkeypatch):
+def test_checkpoint_option_picks_that_epochs_generator(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    cfg = tiny_config(tmp_path)
+    run = save_untrained_run(tmp_path / "runs" / "tiny-001", cfg, epochs=(1, 2, 3), known=True)
     grids = {}
     for epoch in (1, 2):
-        path = written(sample("--run", three_checkpoint_run, "--checkpoint", epoch, "--n", 4))
-        assert path == f"{three_checkpoint_run}/samples/sample_epoch{epoch:04d}_seed0.png"
-        generator, cfg, loaded_epoch = load_generator(three_checkpoint_run, str(epoch))
-        assert loaded_epoch == epoch
+        path = written(sample("--run", run, "--checkpoint", epoch, "--n", 4))
+        assert path == f"{run}/samples/sample_epoch{epoch:04d}_seed0.png"
+        # The generator built here from the weights written into ckpt-<epoch>, not read back by load_generator.
+        generator = generator_with(cfg, known_weights(cfg, epoch))
         expected = make_grid(to_uint8(generator(draw_noise(4, cfg.model.noise_dim, seed=0), training=False).numpy()))
         grids[epoch] = np.asarray(Image.open(path))[..., None]
         assert np.array_equal(grids[epoch], expected)

@@ -104,6 +104,37 @@ def test_hinge_loss_and_r1_change_the_discriminator_loss(tmp_path):
     assert first_d_loss(regularize=True, r1_gamma=0.0) == pytest.approx(bce)
 
 
+@pytest.mark.parametrize("r1_every", [1, 4])
+def test_lazy_r1_is_weighted_gamma_over_two_times_r1_every(tmp_path, r1_every):
+    """Applied every N steps, the penalty counts N times, so that its average strength does not depend on N."""
+    white = tf.fill([8, 16, 16, 1], tf.constant(255, tf.uint8))
+
+    def first_step(regularize):
+        cfg = tiny_config(tmp_path, augment="", ema_decay=0.0, r1_gamma=3.0, r1_every=r1_every)
+        state = build_state(cfg, "float32")  # the same seed: the same weights and noise on each call
+        stats = make_train_step(cfg, state, tf.distribute.get_strategy(), 8, xla=False)(white, regularize=regularize)
+        return {key: float(value) for key, value in stats.items()}
+
+    plain, regularized = first_step(False), first_step(True)
+    assert regularized["r1"] > 0
+    assert regularized["d_loss"] - plain["d_loss"] == pytest.approx(3.0 / 2 * r1_every * regularized["r1"], rel=1e-4)
+
+
+def test_a_stopped_worker_of_a_multiworker_run_is_a_one_line_error(tiny_data, monkeypatch):
+    import animegan.train as train_module
+
+    def lose_a_worker(self, stop):
+        raise tf.errors.UnavailableError(None, None, "Collective ops is aborted by: another worker is gone")
+
+    monkeypatch.setattr(train_module.EpochLoop, "run", lose_a_worker)
+    with pytest.raises(tf.errors.UnavailableError):  # on one machine there is no other worker to blame
+        train(tiny_data)
+    # Make this run's (default) strategy count as multi-worker, which needs several processes to start for real.
+    monkeypatch.setattr(tf.distribute, "MultiWorkerMirroredStrategy", type(tf.distribute.get_strategy()))
+    with pytest.raises(UserError, match=r"another worker stopped.*then start every worker again with: animegan train"):
+        train(tiny_data)
+
+
 def test_run_directory_contents(tiny_data, capsys):
     cfg = tiny_data
     cfg.train.epochs = 2

@@ -33,7 +33,8 @@ def network_weights(channels: int) -> list[np.ndarray]:
 
 
 def embedding_features(images: np.ndarray, show_progress: bool = False) -> dict[str, np.ndarray]:
-    """{'vectors': (N, 4 * 256) float32} for uint8 NHWC images."""
+    """{'vectors': (N, 2 * sum(WIDTHS) + 4 * 256) float32} for uint8 NHWC images: each layer's mean and
+    spread of responses, then the last layer pooled to a 2x2 grid."""
     import tensorflow as tf
 
     kernels = [tf.constant(k) for k in network_weights(images.shape[-1])]

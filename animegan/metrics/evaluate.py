@@ -11,7 +11,6 @@ channels, and the exact computation (SWD settings, Inception weights): any chang
 
 from __future__ import annotations
 
-import logging
 import zipfile
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -32,8 +31,7 @@ from animegan.metricslog import append_metrics, read_metrics, tidy_metrics
 from animegan.rundir import find_run
 from animegan.runlock import run_lock
 from animegan.sample import draw_noise, generate, trace_generator
-
-log = logging.getLogger(__name__)
+from animegan.say import say
 
 EVAL_IMAGES = 2000  # images per set for the metrics run every train.eval_every epochs
 
@@ -177,7 +175,7 @@ def write_cache(path: Path, features: Features) -> None:
         with atomic_path(path) as tmp, open(tmp, "wb") as file:
             np.savez(file, **features)
     except UserError as exc:
-        log.warning("not caching the real-image features: %s", exc)
+        say(f"warning: not caching the real-image features: {exc}")
 
 
 def cached_real_features(
