@@ -51,6 +51,9 @@ class ModelConfig:
     g_upsample: str = (
         "transpose"  # how G doubles its size: transpose (stride-2 transposed conv) | resize (nearest, then conv)
     )
+    # 0: the last upsampling draws the image, as in the recipe; k: it draws features and a stride-1
+    # k x k conv draws the image from them, so pixels of either parity get their colour alike
+    g_output_kernel: int = 0
     d_widths: list = field(default_factory=lambda: [64, 128, 256])  # one stride-2 conv per entry
     d_kernel: int = 5
     d_dropout: float = 0.0
@@ -154,6 +157,7 @@ RANGES = {
     "model.noise_dim": (1, 4096),
     "model.g_width": (8, MAX_WIDTH),
     "model.g_kernel": (1, 9),
+    "model.g_output_kernel": (0, 9),
     "model.d_kernel": (1, 9),
     "model.d_dropout": (0.0, 0.9),
     "model.leaky_slope": (0.0, 1.0),
@@ -396,6 +400,7 @@ BEFORE_THE_KEY_EXISTED = {
     "model.d_mbstd": 0,
     "model.d_spectral_norm": False,
     "model.g_upsample": "transpose",
+    "model.g_output_kernel": 0,
     "train.loss": "bce",
     "train.r1_gamma": 0.0,
     "train.ema_bn": "live",

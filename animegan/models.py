@@ -43,8 +43,18 @@ def build_generator(model: ModelConfig, size: int, channels: int, sync_batchnorm
             net.add(layer)
         net.add(layers.BatchNormalization(synchronized=sync_batchnorm))
         net.add(layers.LeakyReLU(model.leaky_slope))
-    for layer in upsampling(model, channels, use_bias=True):
-        net.add(layer)
+    if model.g_output_kernel:
+        # A stride-2 layer gives even and odd pixels different taps; drawing colour there paints that
+        # difference as a fine pattern in each channel, rainbow noise in colour. One more layer of
+        # features at full size, then the same kernel for every pixel's colour.
+        for layer in upsampling(model, width, use_bias=False):
+            net.add(layer)
+        net.add(layers.BatchNormalization(synchronized=sync_batchnorm))
+        net.add(layers.LeakyReLU(model.leaky_slope))
+        net.add(layers.Conv2D(channels, model.g_output_kernel, padding="same"))
+    else:
+        for layer in upsampling(model, channels, use_bias=True):
+            net.add(layer)
     net.add(layers.Activation("tanh", dtype="float32"))
     return net
 

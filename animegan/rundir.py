@@ -135,6 +135,7 @@ FROZEN_ON_RESUME = (
     "model.g_width",
     "model.g_kernel",
     "model.g_upsample",
+    "model.g_output_kernel",
     "model.d_widths",
     "model.d_kernel",
     "model.d_dropout",

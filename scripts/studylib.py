@@ -113,6 +113,33 @@ DEMO_VARIANTS = {
     "demo-g256": ["model.g_width=256"],
     "demo-g256-resize": ["model.g_width=256", "model.g_upsample=resize", "model.g_kernel=3"],
     "demo-b16": ["train.batch_size=16"],
+    # DiffAugment's colour op shifts brightness, saturation and contrast of every image D sees: a D
+    # taught to shrug at colour may let G's hues wander. Without it, and with no augmentation at all.
+    "demo-b16-translation": ["train.batch_size=16", "train.augment=translation"],
+    "demo-b16-noaug": ["train.batch_size=16", "train.augment_p=0"],
+    # The recipe's two-layer D sits near chance (loss 1.35 of ln 4) on the demo faces too.
+    "demo-b16-k4-deep": [
+        "train.batch_size=16",
+        "train.augment=translation",
+        "model.g_kernel=4",
+        "model.d_widths=[32,64,128]",
+    ],
+    # The live G's colours flicker from step to step (its own grid is noisier than the EMA's): a longer
+    # EMA averages more of the flicker away.
+    "demo-b16-ema": [
+        "train.batch_size=16",
+        "train.augment=translation",
+        "train.ema_decay=0.9995",
+        "train.ema_rampup=0.2",
+    ],
+    # The last stride-2 layer draws features, a 3x3 conv at full size the colours (model.g_output_kernel).
+    "demo-b16-out3": ["train.batch_size=16", "train.augment=translation", "model.g_output_kernel=3"],
+    "demo-b16-out3-k4": [
+        "train.batch_size=16",
+        "train.augment=translation",
+        "model.g_output_kernel=3",
+        "model.g_kernel=4",
+    ],
 }
 
 STUDIES = {

@@ -30,6 +30,19 @@ def test_default_generator_follows_the_recipe():
     assert generator.layers[-1].get_config()["activation"] == "tanh"
 
 
+@pytest.mark.parametrize("upsample", ["transpose", "resize"])
+def test_output_kernel_draws_the_image_at_full_size(upsample):
+    model = ModelConfig(g_width=32, noise_dim=16, g_output_kernel=3, g_upsample=upsample)
+    generator = build_generator(model, 32, 3)
+    assert generator.output_shape == (None, 32, 32, 3)
+    last = [layer for layer in generator.layers if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose))][-1]
+    assert type(last) is layers.Conv2D and last.strides == (1, 1) and last.kernel_size == (3, 3)
+    assert last.input.shape[1:3] == (32, 32) and last.filters == 3
+    # The recipe's generator has one layer fewer: its last upsampling draws the image itself.
+    recipe = build_generator(ModelConfig(g_width=32, noise_dim=16, g_upsample=upsample), 32, 3)
+    assert len(generator.layers) == len(recipe.layers) + 3
+
+
 def test_a_stride_one_conv2d_equals_the_recipes_conv2d_transpose():
     """Why the generator may use Conv2D for the recipe's stride-1 Conv2DTranspose: flip the kernel
     in space and swap its channel axes, and the two compute the same function."""
