@@ -293,7 +293,7 @@ def export(run_dir, fmt, out, checkpoint, runs_dir, force):
     "metric_names",
     default="swd,prdc,diversity",
     show_default=True,
-    help="Comma list of swd, prdc, diversity, fid, kid.",
+    help="Comma list of swd, prdc, diversity, fd, spectrum, fid, kid.",
 )
 @click.option(
     "--inception-weights",

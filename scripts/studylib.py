@@ -80,6 +80,14 @@ TEXTURE_VARIANTS = {
     # kernel 4, which also spreads the stride-2 taps evenly.
     "k4-deep": ["model.g_kernel=4", "model.d_widths=[64,128,256]"],
     "k4-deep-ttur": ["model.g_kernel=4", "model.d_widths=[64,128,256]", "train.g_lr=0.0001", "train.d_lr=0.0004"],
+    # The new default with a 3x3 conv at full size drawing the image (model.g_output_kernel).
+    "k4-deep-ttur-out3": [
+        "model.g_kernel=4",
+        "model.d_widths=[64,128,256]",
+        "train.g_lr=0.0001",
+        "train.d_lr=0.0004",
+        "model.g_output_kernel=3",
+    ],
 }
 
 # The texture study on the demo config (study_texture.py --config demo): its networks are smaller, so
@@ -133,7 +141,9 @@ DEMO_VARIANTS = {
         "train.ema_rampup=0.2",
     ],
     # The last stride-2 layer draws features, a 3x3 conv at full size the colours (model.g_output_kernel).
+    "demo-out3": ["model.g_output_kernel=3"],
     "demo-b16-out3": ["train.batch_size=16", "train.augment=translation", "model.g_output_kernel=3"],
+    "demo-b16-out3-color": ["train.batch_size=16", "model.g_output_kernel=3"],
     "demo-b16-out3-k4": [
         "train.batch_size=16",
         "train.augment=translation",

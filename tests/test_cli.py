@@ -58,6 +58,14 @@ def test_every_command_has_help(command):
     assert f"animegan {command}" in result.stdout
 
 
+def test_evaluate_help_names_every_registered_metric():
+    from animegan.metrics import METRICS
+
+    listed = " ".join(run("evaluate", "--help").stdout.split())
+    for name in METRICS:
+        assert f" {name}," in listed or f" {name}." in listed, name
+
+
 def test_version():
     result = run("--version")
     assert result.exit_code == 0
