@@ -34,17 +34,18 @@ class DuplicateKey(Exception):
 
 
 def resolve_config_path(name_or_path: str) -> Path:
-    """Accept a file path, or the name of a file in configs/ ('demo' -> configs/demo.yaml)."""
+    """Accept a file path, or the name of a file in configs/ ('demo' -> configs/demo.yaml). A name wins
+    over a folder of that name: the quickstart runs `--config demo` beside the demo/ it drew."""
     path = Path(name_or_path)
     if path.is_file():
         return path
+    named = CONFIG_DIR / f"{name_or_path}.yaml"
+    if named.is_file():
+        return named
     if path.is_dir():
         raise UserError(
             f"--config '{name_or_path}' is a folder; give a YAML file in it, such as {path / 'config.yaml'}"
         )
-    named = CONFIG_DIR / f"{name_or_path}.yaml"
-    if named.is_file():
-        return named
     known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))) if CONFIG_DIR.is_dir() else "none"
     raise UserError(f"config file '{name_or_path}' not found; give a YAML path or one of: {known}")
 

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from animegan.config import Config, flatten, load_config
-from animegan.configfile import CONFIG_DIR
+from animegan.configfile import CONFIG_DIR, resolve_config_path
 from animegan.errors import UserError
 
 
@@ -245,6 +245,13 @@ def test_a_folder_as_config_says_it_is_a_folder(tmp_path):
     """Issue 18, item 12: `--config DIR` said 'not found'."""
     message = config_error(tmp_path)
     assert message == f"--config '{tmp_path}' is a folder; give a YAML file in it, such as {tmp_path / 'config.yaml'}"
+
+
+def test_a_config_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    """The quickstart draws demo/ and then runs `--config demo` in the same folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    assert resolve_config_path("demo") == CONFIG_DIR / "demo.yaml"
 
 
 def test_missing_config_file_lists_the_shipped_ones():
