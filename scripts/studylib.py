@@ -142,6 +142,9 @@ DEMO_VARIANTS = {
     ],
     # The last stride-2 layer draws features, a 3x3 conv at full size the colours (model.g_output_kernel).
     "demo-out3": ["model.g_output_kernel=3"],
+    # More of each step: twice the learning rate, or a G half as wide (cheaper steps, more per minute).
+    "demo-b16-lr4": ["train.batch_size=16", "train.g_lr=0.0004", "train.d_lr=0.0004"],
+    "demo-b16-g64": ["train.batch_size=16", "model.g_width=64"],
     "demo-b16-out3": ["train.batch_size=16", "train.augment=translation", "model.g_output_kernel=3"],
     "demo-b16-out3-color": ["train.batch_size=16", "model.g_output_kernel=3"],
     "demo-b16-out3-k4": [
