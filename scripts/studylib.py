@@ -125,13 +125,6 @@ DEMO_VARIANTS = {
     # taught to shrug at colour may let G's hues wander. Without it, and with no augmentation at all.
     "demo-b16-translation": ["train.batch_size=16", "train.augment=translation"],
     "demo-b16-noaug": ["train.batch_size=16", "train.augment_p=0"],
-    # The recipe's two-layer D sits near chance (loss 1.35 of ln 4) on the demo faces too.
-    "demo-b16-k4-deep": [
-        "train.batch_size=16",
-        "train.augment=translation",
-        "model.g_kernel=4",
-        "model.d_widths=[32,64,128]",
-    ],
     # The live G's colours flicker from step to step (its own grid is noisier than the EMA's): a longer
     # EMA averages more of the flicker away.
     "demo-b16-ema": [
@@ -142,9 +135,8 @@ DEMO_VARIANTS = {
     ],
     # The last stride-2 layer draws features, a 3x3 conv at full size the colours (model.g_output_kernel).
     "demo-out3": ["model.g_output_kernel=3"],
-    # More of each step: twice the learning rate, or a G half as wide (cheaper steps, more per minute).
+    # More of each step: twice the learning rate.
     "demo-b16-lr4": ["train.batch_size=16", "train.g_lr=0.0004", "train.d_lr=0.0004"],
-    "demo-b16-g64": ["train.batch_size=16", "model.g_width=64"],
     "demo-b16-out3": ["train.batch_size=16", "train.augment=translation", "model.g_output_kernel=3"],
     "demo-b16-out3-color": ["train.batch_size=16", "model.g_output_kernel=3"],
     "demo-b16-out3-k4": [
