@@ -58,6 +58,23 @@ def test_every_command_has_help(command):
     assert f"animegan {command}" in result.stdout
 
 
+def test_the_quickstarts_commands_in_its_folder_layout(tmp_path, monkeypatch):
+    """scripts/quickstart.sh's own commands, in its order and folders (demo/ beside `--config demo`),
+    with tiny networks and one epoch so that it takes seconds."""
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--set", "model.g_width=16", "--set", "model.d_widths=[8]", "--epochs", "1", "--precision", "float32"]
+    for args in (
+        ["demo-data", "demo/", "--n", "12"],
+        ["preprocess", "demo/", "demo-face/", "--config", "demo"],
+        ["train", "--config", "demo", "--name", "quickstart", *tiny],
+        ["sample", "--run", "runs/quickstart", "--n", "4", "--scale", "2"],
+    ):
+        result = run(*args)
+        assert result.exit_code == 0, (args, result.output)
+    assert len(list((tmp_path / "demo-face").glob("*.png"))) == 12
+    assert result.stdout.strip().endswith(".png") and Path(result.stdout.strip()).is_file()
+
+
 def test_evaluate_help_names_every_registered_metric():
     from animegan.metrics import METRICS
 
