@@ -1,5 +1,8 @@
 """Config loading: the shipped files, the override layers and every validation error."""
 
+import re
+from dataclasses import asdict
+
 import pytest
 import yaml
 
@@ -272,3 +275,38 @@ def test_a_run_saved_before_a_key_existed_keeps_what_it_was_trained_with():
     assert cfg["model.d_mbstd"] != Config().model.d_mbstd  # the default moved on; the old run did not
     # A run that saved the key keeps its own value.
     assert flatten(config_from_dict(Config().to_dict(), "new run").to_dict()) == flatten(Config().to_dict())
+
+
+def readme_config_table() -> dict[str, str]:
+    """The README's table of config keys: {'model.g_kernel': '4', ...}, one entry per key of a row
+    ('`train.ada_target`, `.ada_kimg`' share the section; one default for all or one each)."""
+    readme = (CONFIG_DIR.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| key | default | meaning |")[1].split("\n\n")[0]
+    defaults = {}
+    for row in table.strip().splitlines()[1:]:
+        keys_cell, default_cell = [cell.strip() for cell in row.strip("|").split("|")[:2]]
+        keys = [key.strip(" `") for key in keys_cell.split(",")]
+        keys = [keys[0].rsplit(".", 1)[0] + key if key.startswith(".") else key for key in keys]
+        values = [code or "none" for code, _ in re.findall(r"`([^`]*)`|(none)", default_cell)] or [default_cell]
+        defaults.update(zip(keys, values if len(values) == len(keys) else values * len(keys)))
+    return defaults
+
+
+def test_the_readmes_config_table_lists_every_key_with_its_default():
+    documented = readme_config_table()
+    actual = flatten(asdict(Config()))
+    assert set(documented) == set(actual)
+    for key, text in documented.items():
+        value = actual[key]
+        if key == "name":
+            continue  # "file stem": the config file's name, not a value
+        if value is None:
+            assert text == "none", key
+        elif isinstance(value, bool):
+            assert text == str(value).lower(), key
+        elif isinstance(value, (int, float)):
+            assert float(text) == pytest.approx(value), key
+        elif isinstance(value, list):
+            assert yaml.safe_load(text) == value, key
+        else:
+            assert text == str(value), key
