@@ -39,24 +39,26 @@ def build_generator(model: ModelConfig, size: int, channels: int, sync_batchnorm
     net.add(layers.LeakyReLU(model.leaky_slope))
     for _ in range(doublings - 1):
         width = max(width // 2, 1)
-        for layer in upsampling(model, width, use_bias=False):
-            net.add(layer)
-        net.add(layers.BatchNormalization(synchronized=sync_batchnorm))
-        net.add(layers.LeakyReLU(model.leaky_slope))
+        add_feature_upsampling(net, model, width, sync_batchnorm)
     if model.g_output_kernel:
         # A stride-2 layer gives even and odd pixels different taps; drawing colour there paints that
         # difference as a fine pattern in each channel, rainbow noise in colour. One more layer of
         # features at full size, then the same kernel for every pixel's colour.
-        for layer in upsampling(model, width, use_bias=False):
-            net.add(layer)
-        net.add(layers.BatchNormalization(synchronized=sync_batchnorm))
-        net.add(layers.LeakyReLU(model.leaky_slope))
+        add_feature_upsampling(net, model, width, sync_batchnorm)
         net.add(layers.Conv2D(channels, model.g_output_kernel, padding="same"))
     else:
         for layer in upsampling(model, channels, use_bias=True):
             net.add(layer)
     net.add(layers.Activation("tanh", dtype="float32"))
     return net
+
+
+def add_feature_upsampling(net: keras.Sequential, model: ModelConfig, width: int, sync_batchnorm: bool) -> None:
+    """One doubling to `width` feature channels, then BatchNorm and LeakyReLU."""
+    for layer in upsampling(model, width, use_bias=False):
+        net.add(layer)
+    net.add(layers.BatchNormalization(synchronized=sync_batchnorm))
+    net.add(layers.LeakyReLU(model.leaky_slope))
 
 
 def upsampling(model: ModelConfig, width: int, use_bias: bool) -> list[keras.layers.Layer]:

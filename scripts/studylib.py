@@ -65,6 +65,8 @@ TEXTURE_BASE = [
     "train.r1_gamma=0",
     "train.augment_p=auto",
 ]
+# The texture study's answer, today's default: G kernel 4, a third D layer, TTUR.
+K4_DEEP_TTUR = ["model.g_kernel=4", "model.d_widths=[64,128,256]", "train.g_lr=0.0001", "train.d_lr=0.0004"]
 TEXTURE_VARIANTS = {
     "default": [],
     "resize": ["model.g_upsample=resize", "model.g_kernel=3"],
@@ -79,23 +81,11 @@ TEXTURE_VARIANTS = {
     # A deeper D (its minibatch-stddev feature then sees 7x7 maps: shapes, not pixels), paid for by G's
     # kernel 4, which also spreads the stride-2 taps evenly.
     "k4-deep": ["model.g_kernel=4", "model.d_widths=[64,128,256]"],
-    "k4-deep-ttur": ["model.g_kernel=4", "model.d_widths=[64,128,256]", "train.g_lr=0.0001", "train.d_lr=0.0004"],
+    "k4-deep-ttur": K4_DEEP_TTUR,
     # The new default at half the batch: twice the steps for the same images (the demo's best lever).
-    "k4-deep-ttur-b64": [
-        "model.g_kernel=4",
-        "model.d_widths=[64,128,256]",
-        "train.g_lr=0.0001",
-        "train.d_lr=0.0004",
-        "train.batch_size=64",
-    ],
+    "k4-deep-ttur-b64": [*K4_DEEP_TTUR, "train.batch_size=64"],
     # The new default with a 3x3 conv at full size drawing the image (model.g_output_kernel).
-    "k4-deep-ttur-out3": [
-        "model.g_kernel=4",
-        "model.d_widths=[64,128,256]",
-        "train.g_lr=0.0001",
-        "train.d_lr=0.0004",
-        "model.g_output_kernel=3",
-    ],
+    "k4-deep-ttur-out3": [*K4_DEEP_TTUR, "model.g_output_kernel=3"],
 }
 
 # The texture study on the demo config (study_texture.py --config demo): its networks are smaller, so
