@@ -4,6 +4,7 @@
     python scripts/bench_train.py --precisions float32,mixed_bfloat16 --repeats 5
     python scripts/bench_train.py --study study:r1,texture:resize --steps 32   # study variants' cost (studylib.py)
     python scripts/bench_train.py --paired animegan+augment,animegan+ada --repeats 20   # adaptive p's cost
+    python scripts/bench_train.py --paired texture:k4-deep-ttur,texture:k4-deep-ttur-b64 --batch 128 --steps 16
 
 Each measurement runs in a fresh child process (so peak memory, VmHWM, belongs to that variant
 alone); variants are interleaved and repeated, and the table gives medians. "tutorial" is the
@@ -23,7 +24,9 @@ Prints a table and writes JSON (default bench-out/train.json).
 --paired times two or more of the animegan step variants in one process instead, alternating
 blocks of --steps steps for --repeats rounds: on a machine other jobs load, the load then falls on
 every variant alike, and the median of the per-round ratios measures a few percent that separate
-processes' medians cannot (their spread here was 20-30%).
+processes' medians cannot (their spread here was 20-30%). Animegan's steps take --batch images
+(default 256, the tutorial's), except a variant that sets its own train.batch_size: the table names
+each variant's batch, and img/s is images, so variants at different batches compare fairly.
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ def peak_memory_mib() -> float:
     return float("nan")
 
 
-def timed_steps(step, batches, warmup: int, steps: int) -> float:
-    """Images/s over `steps` steps after `warmup` untimed ones (tracing, allocator warm-up)."""
+def timed_steps(step, batches, batch: int, warmup: int, steps: int) -> float:
+    """Images/s over `steps` steps of `batch` images after `warmup` untimed ones (tracing, allocator warm-up)."""
     iterator = iter(batches)
     for _ in range(warmup):
         step(next(iterator))
@@ -62,7 +65,7 @@ def timed_steps(step, batches, warmup: int, steps: int) -> float:
     for _ in range(steps):
         result = step(next(iterator))
     float(result)  # wait for the last step
-    return steps * BATCH / (time.perf_counter() - start)
+    return steps * batch / (time.perf_counter() - start)
 
 
 def tutorial(images, warmup: int, steps: int) -> float:
@@ -123,13 +126,13 @@ def tutorial(images, warmup: int, steps: int) -> float:
 
     data = (images.astype("float32") - 127.5) / 127.5  # the tutorial holds the data set as float32
     batches = tf.data.Dataset.from_tensor_slices(data).shuffle(len(data)).batch(BATCH).repeat()
-    return timed_steps(train_step, batches, warmup, steps)
+    return timed_steps(train_step, batches, BATCH, warmup, steps)
 
 
-def animegan_stepper(images, precision: str, augment: str = "", sets: tuple = ()):
-    """(one step returning its d_loss, endless batches) of the real train step; `sets` are config
-    overrides (a study variant). Lazy R1 runs every train.r1_every steps as in training, so time at
-    least r1_every steps to include it fairly."""
+def animegan_stepper(images, precision: str, batch: int, augment: str = "", sets: tuple = ()):
+    """(one step returning its d_loss, endless batches, the batch size) of the real train step; `sets`
+    are config overrides (a study variant; its train.batch_size wins over `batch`). Lazy R1 runs every
+    train.r1_every steps as in training, so time at least r1_every steps to include it fairly."""
     import itertools
 
     import keras
@@ -141,12 +144,14 @@ def animegan_stepper(images, precision: str, augment: str = "", sets: tuple = ()
 
     cfg = Config()
     cfg.train.augment = augment
+    cfg.train.batch_size = batch
     apply_overrides(cfg, parse_set_options(sets), "bench")
     keras.mixed_precision.set_global_policy(precision)
     strategy = tf.distribute.get_strategy()
     state = build_state(cfg, precision)
-    step = make_train_step(cfg, state, strategy, BATCH, xla=False)
-    batches = epoch_dataset(images, BATCH, 0, 1).repeat()
+    batch = cfg.train.batch_size
+    step = make_train_step(cfg, state, strategy, batch, xla=False)
+    batches = epoch_dataset(images, batch, 0, 1).repeat()
     counter = itertools.count()
     r1_every = cfg.train.r1_every if cfg.train.r1_gamma > 0 else 0
 
@@ -156,7 +161,7 @@ def animegan_stepper(images, precision: str, augment: str = "", sets: tuple = ()
 
     if r1_every:
         one_step(next(iter(batches)))  # trace the regularised step outside the timing, like the plain one
-    return one_step, batches
+    return one_step, batches, batch
 
 
 def animegan_config(variant: str) -> tuple[str, tuple]:
@@ -172,17 +177,15 @@ def animegan_config(variant: str) -> tuple[str, tuple]:
     return Config().train.augment, ("train.augment_p=auto",) if variant == "animegan+ada" else ("train.augment_p=1",)
 
 
-def paired_rates(
-    images, precision: str, variants: list[str], warmup: int, steps: int, rounds: int
-) -> list[list[float]]:
-    """Images/s of each variant in each round: their blocks of `steps` steps alternate in this one process."""
-    steppers = [animegan_stepper(images, precision, *animegan_config(v)) for v in variants]
-    iterators = [iter(batches) for _, batches in steppers]
-    for (step, _), batches in zip(steppers, iterators):
-        timed_steps(step, batches, warmup, 1)
-    return [
-        [timed_steps(step, batches, 0, steps) for (step, _), batches in zip(steppers, iterators)] for _ in range(rounds)
-    ]
+def paired_rates(images, precision: str, batch: int, variants: list[str], warmup: int, steps: int, rounds: int) -> dict:
+    """Images/s of each variant in each round (their blocks of `steps` steps alternate in this one
+    process), and each variant's batch size."""
+    steppers = [animegan_stepper(images, precision, batch, *animegan_config(v)) for v in variants]
+    iterators = [(step, iter(batches), size) for step, batches, size in steppers]
+    for step, batches, size in iterators:
+        timed_steps(step, batches, size, warmup, 1)
+    rates = [[timed_steps(step, batches, size, 0, steps) for step, batches, size in iterators] for _ in range(rounds)]
+    return {"rounds": rates, "batches": [size for _, _, size in iterators]}
 
 
 def animegan_train(images, precision: str) -> float:
@@ -212,24 +215,24 @@ def animegan_train(images, precision: str) -> float:
         return 20 * BATCH / record["wall_s"]
 
 
-def child(variant: str, precision: str, warmup: int, steps: int) -> None:
+def child(variant: str, precision: str, batch: int, warmup: int, steps: int) -> None:
     import numpy as np
 
     images = np.random.default_rng(0).integers(0, 256, (20000, SIZE, SIZE, 1), dtype=np.uint8)
     if variant.startswith("paired:"):
         names, rounds = variant[len("paired:") :].rsplit(":", 1)
-        print(json.dumps({"rounds": paired_rates(images, precision, names.split(","), warmup, steps, int(rounds))}))
+        print(json.dumps(paired_rates(images, precision, batch, names.split(","), warmup, steps, int(rounds))))
         return
     if variant.startswith("tutorial"):
         rate = tutorial(images, warmup, steps)  # before any animegan import, which sets TF_ENABLE_ONEDNN_OPTS
     elif variant == "animegan train":
         rate = animegan_train(images, precision)
     else:
-        rate = timed_steps(*animegan_stepper(images, precision, *animegan_config(variant)), warmup, steps)
+        rate = timed_steps(*animegan_stepper(images, precision, batch, *animegan_config(variant)), warmup, steps)
     print(json.dumps({"images_per_s": rate, "peak_mib": peak_memory_mib()}))
 
 
-def run_child(variant: str, precision: str, warmup: int, steps: int) -> dict:
+def run_child(variant: str, precision: str, batch: int, warmup: int, steps: int) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     env.pop("TF_ENABLE_ONEDNN_OPTS", None)  # TensorFlow's default for "tutorial", animegan's for the rest
     if variant == "tutorial+onednn":
@@ -241,6 +244,8 @@ def run_child(variant: str, precision: str, warmup: int, steps: int) -> dict:
         variant,
         "--precisions",
         precision,
+        "--batch",
+        str(batch),
         "--warmup",
         str(warmup),
         "--steps",
@@ -256,6 +261,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precisions", help="comma list (default: float32 plus the CPU's native bf16 if any)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--batch", type=int, default=BATCH, help="animegan steps' batch size (a variant's train.batch_size wins)"
+    )
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--no-train", action="store_true", help="skip the whole-epoch `animegan train` measurement")
@@ -272,7 +280,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.precisions, args.warmup, args.steps)
+        child(args.child, args.precisions, args.batch, args.warmup, args.steps)
         return
 
     from animegan.distribute import cpu_has_native_bf16
@@ -300,7 +308,7 @@ def main() -> None:
     results = {v: [] for v in variants}
     for repeat in range(args.repeats):
         for variant in variants:
-            results[variant].append(run_child(*variant, args.warmup, args.steps))
+            results[variant].append(run_child(*variant, args.batch, args.warmup, args.steps))
             print(
                 f"  run {repeat + 1}/{args.repeats} {variant[0]} {variant[1]}: "
                 f"{results[variant][-1]['images_per_s']:.0f} img/s",
@@ -345,7 +353,7 @@ def main() -> None:
             f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} "
             f"{cells[0]:>11} {cells[1]:>13} {cells[2]:>10} {row['peak_mib']:>9}"
         )
-    write_report(args.out, repeats=args.repeats, steps=args.steps, rows=rows)
+    write_report(args.out, batch=args.batch, repeats=args.repeats, steps=args.steps, rows=rows)
 
 
 def write_report(path: Path, **fields) -> None:
@@ -357,7 +365,6 @@ def write_report(path: Path, **fields) -> None:
         "cpus": os.cpu_count(),
         "native_bf16": cpu_has_native_bf16(),
         "size": SIZE,
-        "batch": BATCH,
         "load_avg": os.getloadavg(),
         **fields,
     }
@@ -375,13 +382,15 @@ def paired_main(args, precisions: list[str]) -> None:
         )
     rows = []
     for precision in precisions:
-        rounds = run_child(f"paired:{args.paired}:{args.repeats}", precision, args.warmup, args.steps)["rounds"]
+        timed = run_child(f"paired:{args.paired}:{args.repeats}", precision, args.batch, args.warmup, args.steps)
+        rounds = timed["rounds"]
         for i, name in enumerate(names):
             ratios = [r[i] / r[0] for r in rounds]
             rows.append(
                 {
                     "variant": name,
                     "precision": precision,
+                    "batch": timed["batches"][i],
                     "images_per_s": round(statistics.median(r[i] for r in rounds), 1),
                     "ratio_to_first": round(statistics.median(ratios), 3),
                     "ratio_quartiles": [round(q, 3) for q in statistics.quantiles(ratios, n=4)]
@@ -390,16 +399,17 @@ def paired_main(args, precisions: list[str]) -> None:
                     "rounds": [round(r[i], 1) for r in rounds],
                 }
             )
-    print(f"\n{'variant':<22} {'precision':<15} {'img/s':>8} {'x ' + names[0]:>20} {'quartiles of the ratio':>24}")
+    header = f"{'variant':<22} {'precision':<15} {'batch':>6} {'img/s':>8} {'x ' + names[0]:>20}"
+    print(f"\n{header} {'quartiles of the ratio':>24}")
     for row in rows:
         quartiles = (
             f"{row['ratio_quartiles'][0]:.3f}-{row['ratio_quartiles'][2]:.3f}" if row["ratio_quartiles"] else "-"
         )
         print(
-            f"{row['variant']:<22} {row['precision']:<15} {row['images_per_s']:>8.0f} "
+            f"{row['variant']:<22} {row['precision']:<15} {row['batch']:>6} {row['images_per_s']:>8.0f} "
             f"{row['ratio_to_first']:>20.3f} {quartiles:>24}"
         )
-    write_report(args.out, rounds=args.repeats, steps=args.steps, paired=rows)
+    write_report(args.out, batch=args.batch, rounds=args.repeats, steps=args.steps, paired=rows)
 
 
 if __name__ == "__main__":

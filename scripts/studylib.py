@@ -84,6 +84,8 @@ TEXTURE_VARIANTS = {
     "k4-deep-ttur": K4_DEEP_TTUR,
     # The new default at half the batch: twice the steps for the same images (the demo's best lever).
     "k4-deep-ttur-b64": [*K4_DEEP_TTUR, "train.batch_size=64"],
+    # ... and G's learning rate doubled as well (colour starts slowly at G 1e-4).
+    "k4-deep-ttur-b64-glr2": [*K4_DEEP_TTUR, "train.batch_size=64", "train.g_lr=0.0002"],
     # The new default with a 3x3 conv at full size drawing the image (model.g_output_kernel).
     "k4-deep-ttur-out3": [*K4_DEEP_TTUR, "model.g_output_kernel=3"],
 }
