@@ -88,6 +88,7 @@ TEXTURE_VARIANTS = {
     "k4-deep-ttur-b64-glr2": [*K4_DEEP_TTUR, "train.batch_size=64", "train.g_lr=0.0002"],
     # Colour at batch 64 without the color op: its saturation jitter may teach D to overlook chroma noise.
     "k4-deep-ttur-b64-nocolor": [*K4_DEEP_TTUR, "train.batch_size=64", "train.augment=translation,cutout"],
+    "k4-deep-ttur-nocolor": [*K4_DEEP_TTUR, "train.augment=translation,cutout"],
     # The new default with a 3x3 conv at full size drawing the image (model.g_output_kernel).
     "k4-deep-ttur-out3": [*K4_DEEP_TTUR, "model.g_output_kernel=3"],
 }
