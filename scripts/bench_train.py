@@ -358,10 +358,13 @@ def main() -> None:
 
 def write_report(path: Path, **fields) -> None:
     """The JSON beside the printed table: the machine and load, then the measurements."""
+    from studylib import cpu_name
+
     from animegan.distribute import cpu_has_native_bf16
 
     report = {
         "machine": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cpus": os.cpu_count(),
         "native_bf16": cpu_has_native_bf16(),
         "size": SIZE,
