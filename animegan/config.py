@@ -66,7 +66,7 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = 500
     max_minutes: float = 0.0  # stop (with a checkpoint) at the first epoch end after this long; 0 = no limit
-    batch_size: int = 128
+    batch_size: int = 64
     g_lr: float = 1e-4  # TTUR (Heusel et al. 2017): D learns 4x faster than G
     d_lr: float = 4e-4
     beta1: float = 0.5
