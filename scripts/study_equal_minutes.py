@@ -25,6 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import studylib  # noqa: E402
+from study_texture import COLUMNS  # noqa: E402
 
 QUALITY = studylib.ROOT / "docs" / "quality"
 # (label, bench variant, results file, variant in it, suffix of its score keys)
@@ -33,25 +34,18 @@ CURVES = [
     ("new, batch 128", "texture:k4-deep-ttur", QUALITY / "texture" / "grey.json", "k4-deep-ttur", ""),
     ("new, batch 64", "texture:k4-deep-ttur-b64", QUALITY / "texture" / "grey.json", "k4-deep-ttur-b64", ""),
 ]
-FIGURES = [
-    ("swd", "SWD", "{:.1f}"),
-    ("precision", "precision", "{:.2f}"),
-    ("recall", "recall", "{:.3f}"),
-    ("density", "density", "{:.2f}"),
-    ("coverage", "coverage", "{:.2f}"),
-    ("near_duplicates", "near-dup", "{:.1%}"),
-]
+# The texture study's columns that the old default's scores (no fd, no spectrum) have too.
+FIGURES = [column for column in COLUMNS if column[0] not in ("fd", "spectrum", "spectrum_hf", "nn_ratio")]
 
 
 def epoch_scores(path: Path, variant: str, suffix: str) -> dict[int, dict]:
     """{epoch: scores} of one study variant, its keys `<epoch><suffix>`."""
     scores = json.loads(path.read_text())["variants"][variant]["scores"]
-    return {int(key.removesuffix(suffix)): s for key, s in scores.items() if key.endswith(suffix) or not suffix}
+    return {int(key.removesuffix(suffix)): s for key, s in scores.items() if key.endswith(suffix)}
 
 
-def bench_rates(path: Path, precision: str) -> dict[str, float]:
+def bench_rates(report: dict, precision: str) -> dict[str, float]:
     """{bench variant: median img/s} of a bench_train.py --paired report, at one precision."""
-    report = json.loads(path.read_text())
     return {row["variant"]: row["images_per_s"] for row in report["paired"] if row["precision"] == precision}
 
 
@@ -94,7 +88,8 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=18669 - studylib.HELD_OUT)
     parser.add_argument("--out", type=Path, default=QUALITY / "texture" / "equal-minutes.json")
     args = parser.parse_args()
-    rates = bench_rates(args.speed, args.precision)
+    report = json.loads(args.speed.read_text())
+    rates = bench_rates(report, args.precision)
     missing = [bench for _, bench, *_ in CURVES if bench not in rates]
     if missing:
         parser.error(f"{args.speed} has no {args.precision} figure for {', '.join(missing)}; bench them with --paired")
@@ -122,7 +117,7 @@ def main() -> None:
     studylib.write_json(
         args.out,
         {
-            "cpu": json.loads(args.speed.read_text()).get("cpu", "not recorded"),
+            "cpu": report.get("cpu", "not recorded"),
             "speed": str(args.speed),
             "precision": args.precision,
             "train_images": args.train_images,
